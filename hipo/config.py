@@ -1,0 +1,155 @@
+"""One typed run configuration, loadable from YAML, that flows through every step.
+
+Defaults are the reference choices of HIPO_ALGORITHM.md; every switch named there is a field here.
+Unknown keys and out-of-range values are refused with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names every offending field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class TaskConfig(_Section):
+    """Where problems come from (hipo/tasks)."""
+
+    name: Literal["arithmetic", "math"] = "arithmetic"
+    datasets: tuple[str, ...] = ()  # math task: built-in names (gsm8k, math, math500) or paths / s3:// URIs
+    difficulties: tuple[int, ...] = (1, 2, 3, 4, 5)
+    train_size: int = Field(2000, ge=1)
+    eval_size: int = Field(500, ge=1)
+
+
+class DataConfig(_Section):
+    """Hybrid data pipeline, HIPO_ALGORITHM.md §2."""
+
+    samples_per_mode: int = Field(8, ge=1, description="N: teacher samples per query and mode")
+    delta: float = Field(0.125, ge=0.0, le=1.0, description="think-on must beat think-off by this pass rate")
+    random_mode_rate: float = Field(0.01, ge=0.0, le=1.0, description="share of rows with a random mode")
+    easy_p_off: float = Field(0.75, ge=0.0, le=1.0, description="p_off at or above this: easy")
+    hard_p_off: float = Field(0.25, ge=0.0, le=1.0, description="p_off below this: hard")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _buckets_ordered(self) -> DataConfig:
+        if self.hard_p_off > self.easy_p_off:
+            raise ValueError("hard_p_off must not exceed easy_p_off")
+        return self
+
+
+class SamplingConfig(_Section):
+    temperature: float = Field(1.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(256, ge=1)
+    greedy: bool = False
+
+
+class RLConfig(_Section):
+    """Reward, bias, advantages and objective, HIPO_ALGORITHM.md §3–§6."""
+
+    algorithm: Literal["hipo", "grpo"] = "hipo"
+    group_size: int = Field(8, ge=2, description="G: rollouts per query")
+    format_weight: float = Field(0.2, ge=0.0, description="r = ACC + format_weight * FORMAT")
+    bias: Literal["relative", "always", "absolute", "none"] = "relative"
+    omega: float = Field(0.05, ge=0.0, le=1.0, description="ω: bias toward think-off")
+    gamma: float = Field(1.0, ge=0.0, description="γ: weight of the judge advantage")
+    local_norm: bool = True
+    global_mode_adv: bool = True
+    eps: float = Field(1e-6, gt=0.0)
+    clip_low: float = Field(0.2, gt=0.0, lt=1.0)
+    clip_high: float = Field(0.28, gt=0.0)
+    loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
+    kl_beta: float = Field(0.0, ge=0.0)
+    drop_uniform_groups: bool = False
+    collapse_alarm_steps: int = Field(20, ge=1, description="K: thinking rate at 0 or 1 this long alarms")
+
+
+class RunConfig(_Section):
+    """Everything a run needs. Pipeline parameters map onto these fields."""
+
+    seed: int = 0
+    task: TaskConfig = TaskConfig()
+    data: DataConfig = DataConfig()
+    rl: RLConfig = RLConfig()
+    rollout_sampling: SamplingConfig = SamplingConfig(temperature=1.0, top_p=1.0)
+    eval_sampling: SamplingConfig = SamplingConfig(temperature=0.6, top_p=0.95)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def config_hash(self) -> str:
+        """A short stable hash for lineage: equal configs hash equal, whatever order they were written in."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for e in error.errors():
+        field = ".".join(str(part) for part in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"field '{field}': unknown key (check the spelling; see hipo/config.py for fields)")
+        else:
+            lines.append(f"field '{field}': {e['msg']} (got {e.get('input')!r})")
+    return "invalid run configuration:\n  " + "\n  ".join(lines)
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override '{dotted}': '{part}' is not a section")
+        node = child
+    node[leaf] = value
+
+
+def build_config(
+    values: dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> RunConfig:
+    """A validated config from nested values plus ``section.field=value`` overrides (values are YAML)."""
+    tree: dict[str, Any] = json.loads(json.dumps(values or {}))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} must look like section.field=value, e.g. rl.omega=0.1")
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Load a YAML run configuration (or the defaults when ``path`` is None) and apply overrides."""
+    values: Any = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"config file {path} must hold a mapping of sections, got {type(values).__name__}"
+            )
+    return build_config(values, overrides)

@@ -13,7 +13,11 @@ from hipo.config import ConfigError, load_config
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", help="YAML run configuration (defaults when omitted)")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
         help="override one field, e.g. --set rl.omega=0.1 (repeatable)",
     )
 
@@ -37,7 +41,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     for problem in task.problems("eval", args.n, args.seed):
         for mode in ("off", "on"):
             response = teacher.respond(problem, mode, rng)
-            print(json.dumps({"id": problem.id, "prompt": problem.prompt, "mode": mode, "response": response}))
+            print(
+                json.dumps({"id": problem.id, "prompt": problem.prompt, "mode": mode, "response": response})
+            )
     return 0
 
 

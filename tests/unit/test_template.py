@@ -87,9 +87,9 @@ def test_prefill_is_a_prefix_of_the_rendered_response():
     assert T.prefill("on").endswith("<think_on>\n")
 
 
-_content = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40
-).filter(lambda s: not T._TAG_SPLIT.search(s))
+_content = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40).filter(
+    lambda s: not T._TAG_SPLIT.search(s)
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -163,7 +163,9 @@ def test_chat_template_auto_and_forced_modes(tokenizer):
     assert auto == "<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n"
     forced = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, mode="off")
     assert forced == auto + T.prefill("off")
-    judged = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, mode="on", judge="hard")
+    judged = tok.apply_chat_template(
+        msgs, tokenize=False, add_generation_prompt=True, mode="on", judge="hard"
+    )
     assert judged == auto + T.prefill("on", "hard")
     full = tok.apply_chat_template([*msgs, {"role": "assistant", "content": ON_TEXT}], tokenize=False)
     assert full.endswith(ON_TEXT + "<|im_end|>\n")

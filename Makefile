@@ -1,5 +1,5 @@
 # `make demo` and `make test` set themselves up from nothing: a .venv with the locked dependencies.
-PY ?= python3.11
+PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,8 +34,31 @@ class TaskConfig(_Section):
     eval_size: int = Field(500, ge=1)
 
 
+class EndpointConfig(_Section):
+    """An OpenAI-compatible HTTP endpoint (vLLM server, DeepSeek API, ...). The key is read from the
+    environment variable named by ``api_key_env`` (a Kubernetes Secret on a cluster), never stored."""
+
+    base_url: str | None = None
+    model: str = ""
+    api_key_env: str = "OPENAI_API_KEY"
+    max_concurrency: int = Field(8, ge=1)
+    timeout_s: float = Field(60.0, gt=0.0)
+    max_retries: int = Field(5, ge=0)
+    usd_per_1k_prompt_tokens: float = Field(0.0, ge=0.0)
+    usd_per_1k_completion_tokens: float = Field(0.0, ge=0.0)
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env)
+
+
 class DataConfig(_Section):
     """Hybrid data pipeline, HIPO_ALGORITHM.md §2."""
+
+    teacher: Literal["scripted", "hf", "openai", "vllm"] = "scripted"
+    teacher_model: str = ""  # hf / vllm: a local model directory
+    teacher_endpoint: EndpointConfig = EndpointConfig()
+    judge: Literal["template", "openai"] = "template"
+    judge_endpoint: EndpointConfig = EndpointConfig()
 
     samples_per_mode: int = Field(8, ge=1, description="N: teacher samples per query and mode")
     delta: float = Field(0.125, ge=0.0, le=1.0, description="think-on must beat think-off by this pass rate")
@@ -48,6 +72,18 @@ class DataConfig(_Section):
         if self.hard_p_off > self.easy_p_off:
             raise ValueError("hard_p_off must not exceed easy_p_off")
         return self
+
+
+class QualityConfig(_Section):
+    """Thresholds of the data-quality gate (hipo/quality)."""
+
+    min_tokens_on: int = Field(1, ge=0)
+    max_tokens_on: int = Field(4096, ge=1)
+    min_tokens_off: int = Field(1, ge=0)
+    max_tokens_off: int = Field(1024, ge=1)
+    min_think_on_share: float = Field(0.02, ge=0.0, le=1.0)
+    max_think_on_share: float = Field(0.98, ge=0.0, le=1.0)
+    examples_per_failure: int = Field(5, ge=1)
 
 
 class SamplingConfig(_Section):
@@ -83,6 +119,7 @@ class RunConfig(_Section):
     seed: int = 0
     task: TaskConfig = TaskConfig()
     data: DataConfig = DataConfig()
+    quality: QualityConfig = QualityConfig()
     rl: RLConfig = RLConfig()
     rollout_sampling: SamplingConfig = SamplingConfig(temperature=1.0, top_p=1.0)
     eval_sampling: SamplingConfig = SamplingConfig(temperature=0.6, top_p=0.95)

@@ -33,7 +33,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     import random
 
     from hipo.tasks import get_task
-    from hipo.tasks.arithmetic import ScriptedTeacher
+    from hipo.tasks.teacher import ScriptedTeacher
 
     task = get_task("arithmetic")
     teacher = ScriptedTeacher(seed=args.seed)

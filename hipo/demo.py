@@ -16,7 +16,8 @@ import torch
 
 from hipo import template
 from hipo.config import RunConfig
-from hipo.tasks.arithmetic import ArithmeticTask, ScriptedTeacher
+from hipo.tasks.arithmetic import ArithmeticTask
+from hipo.tasks.teacher import ScriptedTeacher
 from hipo.train import algorithm as alg
 
 

@@ -242,11 +242,3 @@ class ArithmeticTask:
         value = parse_integer(predicted)
         return value is not None and value == parse_integer(problem.answer)
 
-
-def __getattr__(name: str) -> object:
-    """``ScriptedTeacher`` and ``DEFAULT_ERROR_RATES`` live in hipo.tasks.teacher (lazy, no import cycle)."""
-    if name in ("ScriptedTeacher", "DEFAULT_ERROR_RATES", "PLACEHOLDER_JUDGE"):
-        from hipo.tasks import teacher
-
-        return getattr(teacher, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,147 @@
+"""Judge rationales: why a query does or does not need step-by-step reasoning (HIPO_ALGORITHM.md §2.6).
+
+Two writers with one interface: a templated writer for offline runs, and a strong model behind any
+OpenAI-compatible endpoint. A rationale must not reveal the answer: the model's text is checked, asked
+again once with a reminder, and replaced by the templated text if it still leaks.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from hipo.config import SamplingConfig
+from hipo.template import HIPO_TAGS, Mode
+
+
+@dataclass(frozen=True)
+class RationaleRequest:
+    query_id: str
+    prompt: str
+    mode: Mode
+    p_on: float
+    p_off: float
+    samples_per_mode: int
+    answer: str  # only used to check for leaks, never shown to the writer
+
+
+class RationaleWriter(Protocol):
+    name: str
+
+    def write(self, requests: list[RationaleRequest]) -> list[str]: ...
+
+
+def leaks_answer(rationale: str, answer: str) -> bool:
+    """True when the answer appears in the rationale as a standalone token (numbers not inside others)."""
+    answer = answer.strip()
+    if not answer:
+        return False
+    pattern = r"(?<![\w.])" + re.escape(answer) + r"(?![\w%]|\.\d)"  # "100%" is a rate, not 100
+    return re.search(pattern, rationale) is not None
+
+
+def _clean(text: str) -> str:
+    """One paragraph without HiPO tags, so the rationale cannot break the response format."""
+    for tag in HIPO_TAGS:
+        text = text.replace(tag, " ")
+    return " ".join(text.split())
+
+
+def _percent(rate: float) -> str:
+    return f"{round(rate * 100)}%"
+
+
+class TemplateRationaleWriter:
+    """Offline rationales composed from the pass-rate evidence; they never mention the answer."""
+
+    name = "template"
+
+    def write(self, requests: list[RationaleRequest]) -> list[str]:
+        return [self.one(r) for r in requests]
+
+    @staticmethod
+    def one(r: RationaleRequest) -> str:
+        on, off = _percent(r.p_on), _percent(r.p_off)
+        if r.mode == "off" and r.p_off >= r.p_on:
+            return (
+                f"This query can be answered directly: a direct answer was right {off} of the time, "
+                f"no worse than working step by step ({on}). Explicit reasoning would only add length."
+            )
+        if r.mode == "off":
+            return (
+                f"A direct answer is almost as reliable here ({off} against {on} with step-by-step "
+                "work), so the shorter response is the better trade. No explicit reasoning is needed."
+            )
+        return (
+            f"This query needs explicit reasoning: direct answers were right only {off} of the time, "
+            f"while working step by step reached {on}. Intermediate steps should be written out."
+        )
+
+
+SYSTEM_PROMPT = (
+    "You write the judge rationale of a training example for a model that decides, per query, "
+    "whether to reason step by step (Think-on) or answer directly (Think-off). Given the query, the "
+    "chosen mode and how often each mode was correct, explain in two or three sentences why this "
+    "query does or does not need explicit step-by-step reasoning. Refer to properties of the query, "
+    "not to the statistics alone. Never state, compute or hint at the final answer."
+)
+
+
+def user_message(r: RationaleRequest) -> str:
+    mode = "Think-on (reason step by step)" if r.mode == "on" else "Think-off (answer directly)"
+    return (
+        f"Query:\n{r.prompt}\n\nChosen mode: {mode}\n"
+        f"Evidence: {r.samples_per_mode} attempts per mode; step-by-step answers were correct "
+        f"{_percent(r.p_on)} of the time, direct answers {_percent(r.p_off)}.\n"
+        "Write the rationale (two or three sentences, no answer)."
+    )
+
+
+class ChatClient(Protocol):
+    """What the writer needs of an engine: one chat completion (hipo.engines.openai_http)."""
+
+    name: str
+
+    def chat(
+        self, messages: list[dict[str, str]], sampling: SamplingConfig, sample_index: int = 0
+    ) -> str: ...
+
+
+class LLMRationaleWriter:
+    """Rationales from a strong model; bounded concurrency comes from ``max_workers``."""
+
+    def __init__(self, client: ChatClient, max_workers: int = 8, sampling: SamplingConfig | None = None):
+        self.client = client
+        self.name = client.name
+        self.max_workers = max_workers
+        self.sampling = sampling or SamplingConfig(temperature=0.7, top_p=0.95, max_new_tokens=200)
+        self.fallbacks = 0
+        self._lock = threading.Lock()
+
+    def write(self, requests: list[RationaleRequest]) -> list[str]:
+        with ThreadPoolExecutor(self.max_workers) as pool:
+            return list(pool.map(self._one, requests))
+
+    def _one(self, r: RationaleRequest) -> str:
+        messages = [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": user_message(r)},
+        ]
+        for attempt in range(2):
+            text = _clean(self.client.chat(messages, self.sampling, sample_index=attempt))
+            if text and not leaks_answer(text, r.answer):
+                return text
+            messages = [
+                *messages,
+                {"role": "assistant", "content": text},
+                {
+                    "role": "user",
+                    "content": "That reveals or hints at the answer. Rewrite it without the answer.",
+                },
+            ]
+        with self._lock:
+            self.fallbacks += 1
+        return TemplateRationaleWriter.one(r)

@@ -1,0 +1,106 @@
+"""Step 1 of the hybrid data pipeline: N teacher samples per query and mode, verified, on disk.
+
+Samples go to ``samples.jsonl`` one query per line as each batch finishes, so a crashed run keeps
+what it did: a rerun with the same output directory skips the queries already there (a torn last
+line is cut off first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from hipo import template
+from hipo.config import SamplingConfig
+from hipo.engines.base import Completion, Engine
+from hipo.tasks.base import Problem, Task
+
+SAMPLES_FILE = "samples.jsonl"
+
+
+def verify_completion(task: Task, problem: Problem, mode: template.Mode, completion: Completion) -> list[Any]:
+    """``[text, correct, num_tokens]``: correct only when well formed, in the forced mode and right."""
+    parsed = template.parse(completion.text)
+    correct = parsed.format_ok and parsed.mode == mode and task.verify(problem, task.extract(completion.text))
+    return [completion.text, correct, completion.num_tokens]
+
+
+def record(task: Task, split: str, problem: Problem, samples: dict[str, list[Completion]]) -> dict[str, Any]:
+    return {
+        "id": problem.id,
+        "split": split,
+        "prompt": problem.prompt,
+        "answer": problem.answer,
+        "source": problem.source,
+        "level": problem.difficulty,
+        **{
+            mode: [verify_completion(task, problem, mode, c) for c in samples[mode]] for mode in ("on", "off")
+        },
+    }
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Every complete record of a samples file (a torn last line is ignored)."""
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.endswith("\n"):
+                yield json.loads(line)
+
+
+def _cut_torn_tail(path: Path) -> None:
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def sample_queries(
+    task: Task,
+    engine: Engine,
+    queries: list[tuple[str, Problem]],
+    out_dir: Path,
+    n: int,
+    sampling: SamplingConfig,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Sample and verify every (split, problem) not yet in ``out_dir/samples.jsonl``; returns timings."""
+    path = out_dir / SAMPLES_FILE
+    _cut_torn_tail(path)
+    done = {(r["split"], r["id"]) for r in read_records(path)}
+    pending = [(s, p) for s, p in queries if (s, p.id) not in done]
+    started = time.perf_counter()
+    bar = tqdm(
+        total=len(queries),
+        initial=len(queries) - len(pending),
+        unit="query",
+        desc="teacher samples",
+        file=sys.stderr,
+        mininterval=0.5 if sys.stderr.isatty() else 10.0,
+        dynamic_ncols=True,
+    )
+    with bar, path.open("a", encoding="utf-8") as out:
+        for start in range(0, len(pending), batch_size):
+            batch = pending[start : start + batch_size]
+            prompts = [p.prompt for _, p in batch]
+            by_mode = {
+                mode: engine.generate(prompts, n, sampling, forced_mode=mode) for mode in ("on", "off")
+            }
+            lines = [
+                json.dumps(record(task, split, p, {m: by_mode[m][i] for m in by_mode}), ensure_ascii=False)
+                for i, (split, p) in enumerate(batch)
+            ]
+            out.write("\n".join(lines) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+            bar.update(len(batch))
+    return {"sampling_s": time.perf_counter() - started, "resumed_queries": float(len(done))}

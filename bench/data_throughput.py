@@ -44,7 +44,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        sample_queries(task, ScriptedEngine(seed=0), [("train", p) for p in problems], Path(tmp), args.n, sampling)
+        sample_queries(
+            task, ScriptedEngine(seed=0), [("train", p) for p in problems], Path(tmp), args.n, sampling
+        )
         pipeline_s = time.perf_counter() - start
 
     result = {

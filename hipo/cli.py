@@ -54,6 +54,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_generate(args: argparse.Namespace) -> int:
+    from hipo.data.run import generate
+
+    stats = generate(load_config(args.config, args.overrides), args.out, batch_size=args.batch_size)
+    print(
+        json.dumps({k: stats[k] for k in ("queries", "dropped", "splits", "seconds")}, indent=2, default=str)
+    )
+    print(f"datasets in {args.out}/mix (Cold-Start mix) and {args.out}/on (Cold-Start on)", file=sys.stderr)
+    return 0
+
+
+def _cmd_data_validate(args: argparse.Namespace) -> int:
+    from hipo.quality import GateFailed, check, validate_dataset, write_report
+
+    result = validate_dataset(args.dataset, load_config(args.config, args.overrides).quality)
+    paths = write_report(result, args.report) if args.report else {}
+    try:
+        check(result)
+    except GateFailed as error:
+        print(f"hipo: {error}", file=sys.stderr)
+        return 1
+    print(f"quality gate passed ({args.dataset})" + (f"; report: {paths['report.html']}" if paths else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hipo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_sample)
 
+    data = sub.add_parser("data", help="the hybrid data pipeline").add_subparsers(dest="data", required=True)
+    p = data.add_parser("generate", help="teacher samples, mode choice, rationales → cold-start datasets")
+    _add_config_args(p)
+    p.add_argument("--out", required=True, help="output directory (a rerun resumes there)")
+    p.add_argument("--batch-size", type=int, default=256, help="queries per teacher call")
+    p.set_defaults(func=_cmd_data_generate)
+    p = data.add_parser("validate", help="the great-expectations quality gate over a dataset directory")
+    _add_config_args(p)
+    p.add_argument("dataset", help="directory (or s3:// prefix) holding train.parquet and eval.parquet")
+    p.add_argument("--report", help="write result.json and report.html here")
+    p.set_defaults(func=_cmd_data_validate)
+
     p = sub.add_parser("demo", help="the main job on the embedded default")
     _add_config_args(p)
     p.add_argument("--problems-per-level", type=int, default=200)
@@ -76,9 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from hipo.engines.base import EngineError
+    from hipo.quality.load import DatasetError
+    from hipo.storage import StorageError
+    from hipo.tasks import TaskError
+
     try:
         return args.func(args)
-    except ConfigError as error:
+    except (ConfigError, TaskError, EngineError, StorageError, DatasetError) as error:
         print(f"hipo: {error}", file=sys.stderr)
         return 2
 

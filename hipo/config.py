@@ -44,6 +44,7 @@ class EndpointConfig(_Section):
     max_concurrency: int = Field(8, ge=1)
     timeout_s: float = Field(60.0, gt=0.0)
     max_retries: int = Field(5, ge=0)
+    prefill: bool = False  # force modes by continuing an assistant prefix (vLLM servers); else instruct only
     usd_per_1k_prompt_tokens: float = Field(0.0, ge=0.0)
     usd_per_1k_completion_tokens: float = Field(0.0, ge=0.0)
 
@@ -61,7 +62,9 @@ class DataConfig(_Section):
     judge_endpoint: EndpointConfig = EndpointConfig()
 
     samples_per_mode: int = Field(8, ge=1, description="N: teacher samples per query and mode")
-    delta: float = Field(0.125, ge=0.0, le=1.0, description="think-on must beat think-off by more than this pass rate")
+    delta: float = Field(
+        0.125, ge=0.0, le=1.0, description="think-on must beat think-off by more than this pass rate"
+    )
     random_mode_rate: float = Field(0.01, ge=0.0, le=1.0, description="share of rows with a random mode")
     easy_p_off: float = Field(0.75, ge=0.0, le=1.0, description="p_off at or above this: easy")
     hard_p_off: float = Field(0.25, ge=0.0, le=1.0, description="p_off below this: hard")

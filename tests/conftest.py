@@ -10,11 +10,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from hipo import storage
 
 
 @dataclass(frozen=True)
@@ -97,3 +101,123 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# ------------------------------------------------ engines: a tiny real model, a fake chat server
+
+TINY_FIXED_RESPONSES = {  # prompt -> the response the fine-tuned tiny model learns to give (auto mode)
+    "What is 2 + 3?": "<judge>\nSmall numbers.\n</judge>\n<think_off>\n<answer>\n5\n</answer>",
+    "Say hello.": "hello there",
+}
+
+
+def tiny_base_tokenizer():
+    """A byte-level BPE trained here on arithmetic-like text (no HiPO tags yet)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    corpus = [f"user\nWhat is {i} + {i * 7 % 1000}?\nassistant\n{i}+{i % 9}={i + i % 9}" for i in range(300)]
+    bpe.train_from_iterator([*corpus, "Small numbers. Say hello there."], trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init Qwen3 (hidden 64, 2 layers) given the HiPO tokens, saved with save_pretrained.
+
+    head_dim is 32, not hidden/heads = 16: vLLM's CPU attention supports head sizes from 32 up.
+    """
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    from hipo import template
+
+    tokenizer = tiny_base_tokenizer()
+    config = Qwen3Config(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=512,
+        tie_word_embeddings=True,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = Qwen3ForCausalLM(config)
+    template.add_hipo_tokens(tokenizer)
+    model.resize_token_embeddings(len(tokenizer))
+    for cfg in (model.config, model.generation_config):
+        cfg.eos_token_id, cfg.pad_token_id, cfg.bos_token_id = (
+            tokenizer.eos_token_id,
+            tokenizer.pad_token_id,
+            None,
+        )
+    out = tmp_path_factory.mktemp("tiny-qwen3")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fixed_response_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model fine-tuned until greedy decoding gives TINY_FIXED_RESPONSES and ends the turn."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    rows, masks = [], []
+    for prompt, response in TINY_FIXED_RESPONSES.items():
+        messages = [{"role": "user", "content": prompt}]
+        head = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        head_ids = tokenizer.encode(head, add_special_tokens=False)
+        tail_ids = tokenizer.encode(response + "<|im_end|>", add_special_tokens=False)
+        rows.append(head_ids + tail_ids)
+        masks.append([0] * len(head_ids) + [1] * len(tail_ids))
+    width = max(map(len, rows))
+    ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows])
+    labels = torch.tensor([[t if m else -100 for t, m in zip(r, mk, strict=True)] + [-100] * (width - len(r))
+                           for r, mk in zip(rows, masks, strict=True)])  # fmt: skip
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(60):
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    out = tmp_path_factory.mktemp("tiny-qwen3-fixed")
+    model.eval().save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture
+def chat_server_factory() -> Iterator[Any]:
+    """``start(**faults) -> FakeChatServer`` on a free loopback port; every server is stopped at teardown."""
+    from fakes.chat_server import FakeChatServer
+
+    servers: list[FakeChatServer] = []
+
+    def start(**faults: Any) -> FakeChatServer:
+        servers.append(FakeChatServer(**faults).start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def s3_prefix(s3_server, monkeypatch, tmp_path):
+    """A fresh s3:// prefix on the test server, isolated from any AWS config of the machine."""
+    for name in (*storage.ENDPOINT_VARIABLES, "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    return f"s3://{s3_server.bucket}/{uuid.uuid4().hex}"

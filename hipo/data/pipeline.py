@@ -27,6 +27,7 @@ from hipo.data.rationale import RationaleRequest, RationaleWriter
 from hipo.data.sampling import read_records, sample_queries
 from hipo.data.selection import Choice, Sample, bucket, choose, shortest_correct
 from hipo.engines.base import Completion, Engine
+from hipo.quality.schema import DATASET_COLUMNS
 from hipo.tasks.base import Problem, Task, TaskError
 
 SETS = ("mix", "on")
@@ -111,10 +112,7 @@ def build_rows(
                 **lineage,
             }
         )
-    frame = pd.DataFrame(rows)
-    if not frame.empty:
-        frame["level"] = frame["level"].astype("Int64")
-    return frame
+    return pd.DataFrame(rows, columns=[*DATASET_COLUMNS, "split"]).astype(DATASET_COLUMNS)
 
 
 def _usage(obj: Any) -> dict[str, Any] | None:

@@ -4,6 +4,6 @@ Only the light common interface is imported here; ``hipo.tasks.arithmetic`` and 
 load on demand (``get_task`` imports them).
 """
 
-from hipo.tasks.base import Problem, Task, TaskError, get_task, normalize_split
+from hipo.tasks.base import Problem, Task, TaskError, get_task, normalize_split, task_from_config
 
-__all__ = ["Problem", "Task", "TaskError", "get_task", "normalize_split"]
+__all__ = ["Problem", "Task", "TaskError", "get_task", "normalize_split", "task_from_config"]

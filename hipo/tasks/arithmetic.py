@@ -241,4 +241,3 @@ class ArithmeticTask:
     def verify(self, problem: Problem, predicted: str | None) -> bool:
         value = parse_integer(predicted)
         return value is not None and value == parse_integer(problem.answer)
-

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from hipo.config import TaskConfig
 
 
 class TaskError(ValueError):
@@ -79,3 +82,12 @@ def get_task(name: str, **options: Any) -> Task:
         return cls(**options)
     except TypeError as error:
         raise TaskError(f"bad options for task {name!r} ({error}): see {module}.{cls_name}") from error
+
+
+def task_from_config(config: TaskConfig) -> Task:
+    """The task a run configuration names, with its options."""
+    if config.name == "arithmetic":
+        return get_task("arithmetic", difficulties=config.difficulties)
+    if not config.datasets:
+        raise TaskError("task 'math' needs task.datasets, e.g. [gsm8k] or a path / s3:// URI")
+    return get_task("math", datasets=config.datasets)

@@ -91,3 +91,12 @@ def test_crash_then_resume_redoes_nothing(tmp_path):
     assert again.prompts == 0
     ids = [json.loads(line)["id"] for line in (tmp_path / SAMPLES_FILE).read_text().splitlines()]
     assert len(ids) == len(set(ids)) == stats["queries"]
+
+
+def test_quality_gate_passes_the_mix_and_flags_the_on_only_share(dataset):
+    from hipo.quality import validate_dataset
+
+    out, _ = dataset
+    assert validate_dataset(out / "mix", CONFIG.quality).passed
+    on_only = validate_dataset(out / "on", CONFIG.quality)
+    assert {c.name for c in on_only.failures} == {"think_on_share:train", "think_on_share:eval"}

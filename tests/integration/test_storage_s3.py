@@ -2,7 +2,6 @@
 
 import json
 import socket
-import uuid
 
 import pytest
 
@@ -10,22 +9,8 @@ from hipo import storage
 from hipo.tasks.math import MathTask
 
 
-@pytest.fixture
-def s3_env(s3_server, monkeypatch, tmp_path):
-    """Point hipo.storage at the test server, isolated from any AWS config of the machine."""
-    for name in (*storage.ENDPOINT_VARIABLES, "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    return f"s3://{s3_server.bucket}/{uuid.uuid4().hex}"
-
-
-def test_round_trip(s3_env):
-    uri = f"{s3_env}/nested/blob.bin"
+def test_round_trip(s3_prefix):
+    uri = f"{s3_prefix}/nested/blob.bin"
     assert not storage.exists(uri)
     data = bytes(range(256)) * 1000
     storage.write_bytes(uri, data)
@@ -34,23 +19,23 @@ def test_round_trip(s3_env):
     assert storage.read_bytes(uri) == b"v2"
 
 
-def test_endpoint_variable_fallbacks(s3_env, monkeypatch, s3_server):
-    storage.write_bytes(f"{s3_env}/x", b"1")
+def test_endpoint_variable_fallbacks(s3_prefix, monkeypatch, s3_server):
+    storage.write_bytes(f"{s3_prefix}/x", b"1")
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
     monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", s3_server.endpoint)
-    assert storage.read_bytes(f"{s3_env}/x") == b"1"
+    assert storage.read_bytes(f"{s3_prefix}/x") == b"1"
 
 
-def test_math_jsonl_from_s3(s3_env):
+def test_math_jsonl_from_s3(s3_prefix):
     rows = [{"question": f"What is {i} + {i}?", "answer": f"#### {2 * i}"} for i in range(5)]
-    storage.write_bytes(f"{s3_env}/math/train.jsonl", "\n".join(map(json.dumps, rows)).encode())
-    problems = MathTask(datasets=(f"{s3_env}/math/{{split}}.jsonl",)).problems("train")
+    storage.write_bytes(f"{s3_prefix}/math/train.jsonl", "\n".join(map(json.dumps, rows)).encode())
+    problems = MathTask(datasets=(f"{s3_prefix}/math/{{split}}.jsonl",)).problems("train")
     assert [p.answer for p in problems] == ["0", "2", "4", "6", "8"]
     assert problems[3].prompt == "What is 3 + 3?" and problems[3].source == "math"
 
 
-def test_missing_key_and_bucket(s3_env):
-    uri = f"{s3_env}/absent.jsonl"
+def test_missing_key_and_bucket(s3_prefix):
+    uri = f"{s3_prefix}/absent.jsonl"
     with pytest.raises(storage.ObjectNotFoundError, match=r"absent\.jsonl.*check the key"):
         storage.read_bytes(uri)
     with pytest.raises(FileNotFoundError):  # ObjectNotFoundError is a FileNotFoundError too
@@ -60,17 +45,17 @@ def test_missing_key_and_bucket(s3_env):
     assert not storage.exists("s3://no-such-bucket-hipo/key")
 
 
-def test_wrong_credentials(s3_env, monkeypatch):
+def test_wrong_credentials(s3_prefix, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
     with pytest.raises(storage.StorageError, match=r"access denied.*AWS_SECRET_ACCESS_KEY"):
-        storage.read_bytes(f"{s3_env}/anything")
+        storage.read_bytes(f"{s3_prefix}/anything")
 
 
-def test_unreachable_endpoint(s3_env, monkeypatch):
+def test_unreachable_endpoint(s3_prefix, monkeypatch):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again: nothing listens there
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
     monkeypatch.setattr(storage, "S3_MAX_ATTEMPTS", 1)  # the default 3 attempts back off for ~5 s
     with pytest.raises(storage.StorageError, match=rf"cannot reach the S3 endpoint http://127.0.0.1:{port}"):
-        storage.write_bytes(f"{s3_env}/x", b"1")
+        storage.write_bytes(f"{s3_prefix}/x", b"1")

@@ -40,3 +40,14 @@ def test_demo_signal_points_easy_to_off_and_hard_to_on(capsys):
     # GRPO gives no mode signal where both modes pass equally often; HiPO's bias does
     assert abs(by_level[1].grpo_adv_off) < 0.1 < by_level[1].hipo_judge_off
     assert "pushes" in capsys.readouterr().out
+
+
+def test_data_generate_then_validate(tmp_path, capsys):
+    out = tmp_path / "data"
+    sizes = ["--set", "task.train_size=100", "--set", "task.eval_size=30"]
+    assert main(["data", "generate", "--out", str(out), *sizes]) == 0
+    assert main(["data", "validate", str(out / "mix"), "--report", str(tmp_path / "report")]) == 0
+    assert (tmp_path / "report" / "report.html").is_file()
+    assert main(["data", "validate", str(out / "on")]) == 1
+    assert "think_on_share:train" in capsys.readouterr().err
+    assert main(["data", "validate", str(tmp_path / "missing")]) == 2

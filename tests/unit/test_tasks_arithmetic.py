@@ -200,4 +200,3 @@ def test_teacher_is_seeded():
     a, b = ScriptedTeacher(seed=3), ScriptedTeacher(seed=3)
     assert a.sample(problem, "off", 20) == b.sample(problem, "off", 20)
     assert a.sample(problem, "on", 20, random.Random(1)) == b.sample(problem, "on", 20, random.Random(1))
-

@@ -2,10 +2,9 @@
 
 import pytest
 import torch
+from conftest import tiny_base_tokenizer
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
 
 from hipo import template as T
 
@@ -124,16 +123,8 @@ def test_parse_never_raises_and_is_consistent(text):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
-    )
-    bpe.train_from_iterator([f"What is {i} + {i * 7}? Think about it." for i in range(200)], trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe)
-    ids = T.add_hipo_tokens(tok)
-    return tok, ids
+    tok = tiny_base_tokenizer()
+    return tok, T.add_hipo_tokens(tok)
 
 
 def test_add_hipo_tokens_makes_every_tag_one_token(tokenizer):

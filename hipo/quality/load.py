@@ -1,0 +1,149 @@
+"""Reading a dataset directory (local or s3://) into one frame, with a clear error for every bad input.
+
+Both formats go through Arrow so that column types do not depend on the format: text becomes pandas
+``string``, integers nullable ``Int64`` (a null does not silently turn them into floats), booleans
+nullable ``boolean``. Integer columns that the schema declares float are widened (JSONL writes ``1``
+for ``1.0``); nothing else is converted, so a wrong type reaches the gate and is reported there.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hipo import storage
+from hipo.quality.schema import DATASET_COLUMNS, FORMATS, SPLITS
+
+SPLIT_COLUMN = "_split"
+ROW_COLUMN = "_row"  # the row's position in its file, to find it where ids are missing or repeated
+
+
+class DatasetError(ValueError):
+    """The dataset cannot be read at all; the message names the file and the cause."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """All rows of every split (``_split`` says which), the files read and what each lacks."""
+
+    frame: pd.DataFrame
+    files: dict[str, str]  # split -> URI
+    row_counts: dict[str, int]
+    missing_columns: dict[str, list[str]]  # split -> schema columns absent from its file
+
+
+def join_uri(base: str, name: str) -> str:
+    """``name`` inside the directory or s3:// prefix ``base``."""
+    return f"{base.rstrip('/')}/{name}" if base.startswith("s3://") else str(Path(base) / name)
+
+
+def _find(base: str, split: str) -> str:
+    for suffix in FORMATS:
+        uri = join_uri(base, split + suffix)
+        try:
+            if storage.exists(uri):
+                return uri
+        except storage.StorageError as error:
+            raise DatasetError(f"cannot look for {uri}: {error}") from None
+    names = " or ".join(split + suffix for suffix in FORMATS)
+    raise DatasetError(f"dataset {base} has no {split} split: expected {names} in it")
+
+
+def _arrow_type(kind: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return pd.StringDtype()
+    if pa.types.is_integer(kind):
+        return pd.Int64Dtype()
+    if pa.types.is_boolean(kind):
+        return pd.BooleanDtype()
+    return None
+
+
+def _read_parquet(uri: str, data: bytes) -> pa.Table:
+    if not data.startswith(b"PAR1"):
+        raise DatasetError(f"{uri} is not a Parquet file (it does not start with the PAR1 magic bytes)")
+    try:
+        return pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise DatasetError(f"{uri} is a corrupt or truncated Parquet file: {error}") from None
+
+
+def _read_jsonl(uri: str, data: bytes) -> pa.Table:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise DatasetError(
+            f"{uri} is not UTF-8 text: byte 0x{data[error.start]:02x} at offset {error.start} "
+            f"(line {line}); write the file as UTF-8"
+        ) from None
+    rows = []
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 is valid in JSON
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DatasetError(f"{uri} line {number} is not valid JSON: {error.msg}") from None
+        if not isinstance(row, dict):
+            raise DatasetError(f"{uri} line {number} is not a JSON object: {line[:80]!r}")
+        rows.append(row)
+    if not rows:
+        return pa.table({})
+    try:
+        return pa.Table.from_pylist(rows)
+    except (pa.ArrowException, TypeError, ValueError) as error:
+        raise DatasetError(f"{uri}: a column holds values of different types across rows: {error}") from None
+
+
+def _read(uri: str) -> pd.DataFrame:
+    try:
+        data = storage.read_bytes(uri)
+    except storage.StorageError as error:
+        raise DatasetError(f"cannot read {uri}: {error}") from None
+    if not data:
+        raise DatasetError(f"{uri} is empty (0 bytes): was it written completely?")
+    table = _read_parquet(uri, data) if uri.endswith(".parquet") else _read_jsonl(uri, data)
+    frame = table.to_pandas(types_mapper=_arrow_type).reset_index(drop=True)
+    for name, kind in DATASET_COLUMNS.items():
+        if kind == "float64" and name in frame and pd.api.types.is_integer_dtype(frame[name]):
+            frame[name] = frame[name].astype("Float64").astype("float64")
+    return frame
+
+
+def load_dataset(dataset_dir: str | Path) -> Dataset:
+    """Read every split of ``dataset_dir`` (a local directory or an s3:// prefix)."""
+    base = str(dataset_dir)
+    if not base.startswith("s3://"):
+        path = Path(base.removeprefix("file://"))
+        if not path.exists():
+            raise DatasetError(f"dataset directory {path} does not exist (resolved to {path.resolve()})")
+        if not path.is_dir():
+            raise DatasetError(f"dataset path {path} is a file, not a directory holding train/eval files")
+        base = str(path)
+    files = {split: _find(base, split) for split in SPLITS}
+    frames = {split: _read(uri) for split, uri in files.items()}
+    missing = {s: [c for c in DATASET_COLUMNS if c not in f] for s, f in frames.items()}
+    lacking = {c for columns in missing.values() for c in columns}
+    # a column that one split lacks is dropped everywhere, so the column check names it
+    frame = pd.concat(
+        [
+            f.drop(columns=[c for c in lacking if c in f]).assign(
+                **{SPLIT_COLUMN: s, ROW_COLUMN: range(len(f))}
+            )
+            for s, f in frames.items()
+        ],
+        ignore_index=True,
+    )
+    return Dataset(
+        frame=frame,
+        files=files,
+        row_counts={split: len(f) for split, f in frames.items()},
+        missing_columns={s: columns for s, columns in missing.items() if columns},
+    )

@@ -50,7 +50,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from hipo.demo import run_demo
 
-    run_demo(load_config(args.config, args.overrides), problems_per_level=args.problems_per_level)
+    run_demo(load_config(args.config, args.overrides), args.out, problems_per_level=args.problems_per_level)
     return 0
 
 
@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job on the embedded default")
     _add_config_args(p)
     p.add_argument("--problems-per-level", type=int, default=200)
+    p.add_argument("--out", default="runs/demo", help="where the demo writes its datasets and reports")
     p.set_defaults(func=_cmd_demo)
     return parser
 

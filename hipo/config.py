@@ -159,6 +159,29 @@ class RLConfig(_Section):
     optim: OptimConfig = OptimConfig(lr=1e-4, warmup_ratio=0.0, micro_batch_size=32)
 
 
+class EvalConfig(_Section):
+    """Benchmarks and how to sample them (hipo/evaluate)."""
+
+    benchmarks: tuple[str, ...] = (
+        "arithmetic",
+    )  # "arithmetic", gsm8k, math500, or a JSONL/Parquet path / s3:// URI
+    max_problems: int = Field(500, ge=1, description="per benchmark")
+    forced_mode_passes: bool = True  # also score always-on and always-off: the oracle best-mode bound
+    batch_size: int = Field(64, ge=1)
+
+
+class RegistryConfig(_Section):
+    """MLflow registration and the promotion gate: the challenger must not be worse than the champion
+    by more than these margins (absolute for rates, relative for tokens)."""
+
+    model_name: str = "hipo-policy"
+    experiment: str = "hipo"
+    max_accuracy_drop: float = Field(0.01, ge=0.0, le=1.0)
+    max_token_increase: float = Field(0.05, ge=0.0, description="relative: 0.05 = 5% more tokens")
+    max_think_rate_increase: float = Field(0.05, ge=0.0, le=1.0)
+    max_format_failure_rate: float = Field(0.05, ge=0.0, le=1.0)
+
+
 class RunConfig(_Section):
     """Everything a run needs. Pipeline parameters map onto these fields."""
 
@@ -169,6 +192,8 @@ class RunConfig(_Section):
     model: ModelConfig = ModelConfig()
     sft: SFTConfig = SFTConfig()
     rl: RLConfig = RLConfig()
+    eval: EvalConfig = EvalConfig()
+    registry: RegistryConfig = RegistryConfig()
     rollout_sampling: SamplingConfig = SamplingConfig(temperature=1.0, top_p=1.0)
     eval_sampling: SamplingConfig = SamplingConfig(temperature=0.6, top_p=0.95)
 

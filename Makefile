@@ -10,9 +10,15 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test test-all demo lint lock compile clean
+.PHONY: setup browser test test-all demo lint lock clean
 
 setup: $(VENV)/.installed
+
+# Headless Chromium renders the HTML reports in tests; installed from Debian where we may.
+browser:
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "chromium not installed: the report screenshot tests will be skipped"
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,11 +31,11 @@ lock:
 	$(UV) pip compile pyproject.toml --extra dev --extra bench $(FIND_LINKS) --python-version 3.11 \
 		--no-header --no-annotate -o requirements.lock
 
-test: setup
+test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: setup
+test-all: setup browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup

@@ -24,9 +24,10 @@ import pandas as pd
 from hipo import template
 from hipo.config import RunConfig
 from hipo.data.rationale import RationaleRequest, RationaleWriter
-from hipo.data.sampling import read_records, sample_queries
+from hipo.data.sampling import sample_queries
 from hipo.data.selection import Choice, Sample, bucket, choose, shortest_correct
 from hipo.engines.base import Completion, Engine
+from hipo.jsonl import read_complete
 from hipo.quality.schema import DATASET_COLUMNS
 from hipo.tasks.base import Problem, Task, TaskError
 
@@ -167,7 +168,7 @@ def generate_dataset(
         task, engine, queries, out, config.data.samples_per_mode, config.rollout_sampling, batch_size
     )
     wanted = {(s, p.id) for s, p in queries}
-    records = [r for r in read_records(out / "samples.jsonl") if (r["split"], r["id"]) in wanted]
+    records = [r for r in read_complete(out / "samples.jsonl") if (r["split"], r["id"]) in wanted]
     lineage = {
         "rationale_model": writer.name,
         "teacher": engine.name,

@@ -7,11 +7,8 @@ line is cut off first).
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,7 @@ from tqdm import tqdm
 from hipo import template
 from hipo.config import SamplingConfig
 from hipo.engines.base import Completion, Engine
+from hipo.jsonl import append_durably, cut_torn_tail, read_complete
 from hipo.tasks.base import Problem, Task
 
 SAMPLES_FILE = "samples.jsonl"
@@ -46,24 +44,6 @@ def record(task: Task, split: str, problem: Problem, samples: dict[str, list[Com
     }
 
 
-def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Every complete record of a samples file (a torn last line is ignored)."""
-    if not path.exists():
-        return
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.endswith("\n"):
-                yield json.loads(line)
-
-
-def _cut_torn_tail(path: Path) -> None:
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    data = path.read_bytes()
-    if not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
 def sample_queries(
     task: Task,
     engine: Engine,
@@ -75,8 +55,8 @@ def sample_queries(
 ) -> dict[str, float]:
     """Sample and verify every (split, problem) not yet in ``out_dir/samples.jsonl``; returns timings."""
     path = out_dir / SAMPLES_FILE
-    _cut_torn_tail(path)
-    done = {(r["split"], r["id"]) for r in read_records(path)}
+    cut_torn_tail(path)
+    done = {(r["split"], r["id"]) for r in read_complete(path)}
     pending = [(s, p) for s, p in queries if (s, p.id) not in done]
     started = time.perf_counter()
     bar = tqdm(
@@ -95,12 +75,12 @@ def sample_queries(
             by_mode = {
                 mode: engine.generate(prompts, n, sampling, forced_mode=mode) for mode in ("on", "off")
             }
-            lines = [
-                json.dumps(record(task, split, p, {m: by_mode[m][i] for m in by_mode}), ensure_ascii=False)
-                for i, (split, p) in enumerate(batch)
-            ]
-            out.write("\n".join(lines) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
+            append_durably(
+                out,
+                (
+                    record(task, split, p, {m: by_mode[m][i] for m in by_mode})
+                    for i, (split, p) in enumerate(batch)
+                ),
+            )
             bar.update(len(batch))
     return {"sampling_s": time.perf_counter() - started, "resumed_queries": float(len(done))}

@@ -1,0 +1,131 @@
+"""Running benchmarks through an engine: auto mode, optionally both forced modes, crash-safe and resumable.
+
+Each batch's scored samples are appended to ``out_dir/samples.jsonl`` (flushed and fsynced) as soon as
+the batch finishes, so a crash keeps them; a rerun with the same ``out_dir`` cuts a torn last line and
+skips every (benchmark, pass, problem id) already there. ``eval_run.json`` records the sampling
+settings; a rerun with different ones is refused rather than mixing samples of two settings.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from hipo import template
+from hipo.config import ConfigError, RunConfig
+from hipo.engines.base import Completion, Engine
+from hipo.evaluate.benchmarks import Benchmark
+from hipo.evaluate.metrics import PASSES, EvalResult
+from hipo.jsonl import append_durably, cut_torn_tail, read_complete
+from hipo.tasks.base import Problem, Task
+
+SAMPLES_FILE = "samples.jsonl"
+RUN_FILE = "eval_run.json"
+
+
+def score(
+    task: Task, benchmark: str, pass_: str, problem: Problem, completion: Completion, label: str | None
+) -> dict[str, Any]:
+    """One samples.jsonl row: the response, its parse, its answer and verdict, its length."""
+    parsed = template.parse(completion.text)
+    answer = task.extract(completion.text)
+    return {
+        "benchmark": benchmark,
+        "pass": pass_,
+        "id": problem.id,
+        "prompt": problem.prompt,
+        "difficulty": problem.difficulty,
+        "gold": problem.answer,
+        "label": label if pass_ == "auto" else None,
+        "mode": parsed.mode,
+        "format_ok": parsed.format_ok,
+        "correct": bool(task.verify(problem, answer)),
+        "tokens": completion.num_tokens,
+        "finish_reason": completion.finish_reason,
+        "answer": answer,
+        "text": completion.text,
+    }
+
+
+def _check_run(out_dir: Path, engine: Engine, config: RunConfig) -> None:
+    run = {"engine": engine.name, "eval_sampling": config.eval_sampling.model_dump(mode="json")}
+    path = out_dir / RUN_FILE
+    if path.exists():
+        before = json.loads(path.read_text(encoding="utf-8"))["eval_sampling"]
+        if before != run["eval_sampling"]:
+            raise ConfigError(
+                f"{out_dir} holds samples taken with eval_sampling {before}, not "
+                f"{run['eval_sampling']}: use a fresh output directory or the same settings"
+            )
+    path.write_text(json.dumps(run, indent=2), encoding="utf-8")
+
+
+def _progress(engine: Engine, bench: str, pass_: str, done: int, total: int, new: int, t0: float) -> None:
+    rate = new / max(time.perf_counter() - t0, 1e-9)
+    eta = tqdm.format_interval((total - done) / rate) if rate else "?"
+    print(
+        f"evaluate {engine.name}: {bench} [{pass_}] {done}/{total} samples  {rate:.1f} samples/s  ETA {eta}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def evaluate_model(
+    engine: Engine,
+    benchmarks: list[Benchmark],
+    config: RunConfig,
+    out_dir: Path,
+    forced_passes: bool | None = None,
+    labels: dict[str, str] | None = None,
+) -> EvalResult:
+    """Score every benchmark in auto mode (and forced on/off when ``forced_passes``, default
+    ``config.eval.forced_mode_passes``) with ``config.eval_sampling``, one sample per problem.
+
+    ``labels`` maps prompts to the preferred mode ("on"/"off") for mode-choice accuracy.
+    """
+    forced = config.eval.forced_mode_passes if forced_passes is None else forced_passes
+    passes = PASSES if forced else ("auto",)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_run(out_dir, engine, config)
+    path = out_dir / SAMPLES_FILE
+    cut_torn_tail(path)
+    done = {(r["benchmark"], r["pass"], r["id"]) for r in read_complete(path)}
+    keys = {(b.name, p, q.id) for b in benchmarks for p in passes for q in b.problems}
+    finished = len(keys & done)
+    if finished:
+        print(f"evaluate {engine.name}: resuming, {finished} samples already in {path}", file=sys.stderr)
+    labels = labels or {}
+    batch_size, t0, new = config.eval.batch_size, time.perf_counter(), 0
+    with path.open("a", encoding="utf-8") as out:
+        for bench in benchmarks:
+            for pass_ in passes:
+                pending = [q for q in bench.problems if (bench.name, pass_, q.id) not in done]
+                for start in range(0, len(pending), batch_size):
+                    batch = pending[start : start + batch_size]
+                    outputs = engine.generate(
+                        [q.prompt for q in batch], 1, config.eval_sampling, forced_mode=pass_
+                    )
+                    rows = [
+                        score(bench.task, bench.name, pass_, q, c[0], labels.get(q.prompt))
+                        for q, c in zip(batch, outputs, strict=True)
+                    ]
+                    append_durably(out, rows)
+                    new += len(batch)
+                    _progress(engine, bench.name, pass_, finished + new, len(keys), new, t0)
+    return load_result(out_dir, engine.name, keys)
+
+
+def load_result(out_dir: Path, model: str, keys: set[tuple[str, str, str]] | None = None) -> EvalResult:
+    """The EvalResult of a samples file (only ``keys`` when given; the first row of each key)."""
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in read_complete(Path(out_dir) / SAMPLES_FILE):
+        key = (r["benchmark"], r["pass"], r["id"])
+        if (keys is None or key in keys) and key not in rows:
+            rows[key] = r
+    return EvalResult.from_rows(model, list(rows.values()))

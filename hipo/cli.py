@@ -79,6 +79,115 @@ def _cmd_data_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import re
+    from pathlib import Path
+
+    from hipo.evaluate import evaluate_model, labels_from_dataset, load_benchmarks, write_report
+
+    config = load_config(args.config, args.overrides)
+    names = args.name or [Path(m).name for m in args.model]
+    slugs = [re.sub(r"[^A-Za-z0-9._-]+", "-", n).strip("-") or "model" for n in names]
+    if len(names) != len(args.model) or len(set(slugs)) != len(slugs):
+        raise ConfigError(f"give one distinct --name per --model: models {args.model}, names {names}")
+    benchmarks = load_benchmarks(config.eval, config.seed)
+    labels = labels_from_dataset(args.labels) if args.labels else None
+    results = {}
+    for model, name, slug in zip(args.model, names, slugs, strict=True):
+        if model == "scripted":
+            from hipo.engines import ScriptedEngine
+
+            engine = ScriptedEngine(seed=config.seed)
+        else:
+            import torch
+
+            from hipo.engines.hf import HFEngine
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            engine = HFEngine(model, batch_size=config.eval.batch_size, device=device, seed=config.seed)
+        out = Path(args.out) / "models" / slug
+        results[name] = evaluate_model(engine, benchmarks, config, out, labels=labels)
+    print(json.dumps(write_report(results, args.out, title=args.title), indent=2))
+    return 0
+
+
+def _cmd_train_sft(args: argparse.Namespace) -> int:
+    from hipo.config import distributed_env
+    from hipo.train.sft import train_sft
+
+    overrides = [*args.overrides, *([f"model.base={json.dumps(args.base)}"] if args.base else [])]
+    metrics = train_sft(load_config(args.config, overrides), args.data, args.out, cache_dir=args.cache_dir)
+    if distributed_env().rank == 0:
+        print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _cmd_train_rl(args: argparse.Namespace) -> int:
+    from hipo.config import distributed_env
+    from hipo.train.rl import train_rl
+
+    result = train_rl(load_config(args.config, args.overrides), args.policy, args.out)
+    if distributed_env().rank == 0:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def _add_train_commands(train: argparse._SubParsersAction) -> None:
+    """``hipo train sft`` (and the other training stages, each one subcommand of ``hipo train``)."""
+    p = train.add_parser("sft", help="cold-start SFT on a hybrid dataset (torchrun / DeepSpeed aware)")
+    _add_config_args(p)
+    p.add_argument("--data", required=True, help="dataset directory or s3:// prefix (train/eval files)")
+    p.add_argument("--out", required=True, help="checkpoint directory (save_pretrained + metrics.jsonl)")
+    p.add_argument("--base", help="base policy: tiny, smollm2, a directory, s3:// or a hub id (model.base)")
+    p.add_argument("--cache-dir", help="where converted / downloaded base models are kept")
+    p.set_defaults(func=_cmd_train_sft)
+    p = train.add_parser("rl", help="HiPO / GRPO RL from a policy checkpoint (torchrun aware, resumes)")
+    _add_config_args(p)
+    p.add_argument("--policy", required=True, help="policy: a directory, s3:// prefix, tiny or smollm2")
+    p.add_argument("--out", required=True, help="output directory or s3:// prefix (a rerun resumes there)")
+    p.set_defaults(func=_cmd_train_rl)
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from hipo.registry import promote
+
+    previous = promote(args.name, args.version, args.reason, tracking_uri=args.tracking_uri)
+    print(f"{args.name}: champion is v{args.version}" + (f" (was v{previous})" if previous else ""))
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from hipo.registry import rollback
+
+    restored = rollback(args.name, args.reason, tracking_uri=args.tracking_uri)
+    print(f"{args.name}: champion rolled back to v{restored}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from hipo.registry import describe
+
+    print(describe(args.name, tracking_uri=args.tracking_uri).to_text())
+    return 0
+
+
+def _add_registry_commands(sub: argparse._SubParsersAction) -> None:
+    """``hipo promote``, ``hipo rollback``, ``hipo models``: the MLflow registry's champion alias."""
+    for command, help_text, func in (
+        ("promote", "make a model version the champion (bypasses the gate; audited)", _cmd_promote),
+        ("rollback", "move the champion back to the version it replaced", _cmd_rollback),
+        ("models", "list a registered model's versions, aliases, gate decisions and metrics", _cmd_models),
+    ):
+        p = sub.add_parser(command, help=help_text)
+        p.add_argument("name", help="registered model name (registry.model_name)")
+        if command == "promote":
+            p.add_argument("version", help="model version number")
+        if command != "models":
+            p.add_argument("--reason", default=f"manual {command}", help="recorded in the audit tags")
+        p.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI)")
+        p.set_defaults(func=func)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hipo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,11 +213,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="write result.json and report.html here")
     p.set_defaults(func=_cmd_data_validate)
 
+    train = sub.add_parser("train", help="training stages").add_subparsers(dest="train", required=True)
+    _add_train_commands(train)
+
     p = sub.add_parser("demo", help="the main job on the embedded default")
     _add_config_args(p)
     p.add_argument("--problems-per-level", type=int, default=200)
     p.add_argument("--out", default="runs/demo", help="where the demo writes its datasets and reports")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("evaluate", help="benchmark models; write report.html, summary.md, metrics.json")
+    _add_config_args(p)
+    p.add_argument(
+        "--model", action="append", required=True, help="model directory, or 'scripted' (repeatable)"
+    )
+    p.add_argument(
+        "--name", action="append", default=[], help="display name per --model, e.g. 'Cold-Start (on)'"
+    )
+    p.add_argument("--out", required=True, help="output directory (a rerun resumes there)")
+    p.add_argument("--labels", help="dataset directory or eval file with prompt and preferred_mode columns")
+    p.add_argument("--title", default="HiPO evaluation")
+    p.set_defaults(func=_cmd_evaluate)
+    _add_registry_commands(sub)
     return parser
 
 
@@ -116,12 +242,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from hipo.engines.base import EngineError
     from hipo.quality.load import DatasetError
+    from hipo.registry import RegistryError
     from hipo.storage import StorageError
     from hipo.tasks import TaskError
 
     try:
         return args.func(args)
-    except (ConfigError, TaskError, EngineError, StorageError, DatasetError) as error:
+    except (ConfigError, TaskError, EngineError, StorageError, DatasetError, RegistryError) as error:
         print(f"hipo: {error}", file=sys.stderr)
         return 2
 

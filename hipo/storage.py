@@ -8,6 +8,7 @@ none means AWS itself); credentials and region are boto3's own standard variable
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -172,3 +173,73 @@ def exists(uri: str) -> bool:
         except BotoCoreError as error:
             raise _s3_error(uri, error) from error
     return _local(uri).exists()
+
+
+def _s3_keys(uri: str) -> list[tuple[str, str]]:
+    """(key, path relative to the prefix) of every object under the s3:// prefix ``uri``."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = split_s3(uri)
+    prefix = key.rstrip("/") + "/"
+    try:
+        pages = _client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [(o["Key"], o["Key"][len(prefix) :]) for page in pages for o in page.get("Contents", [])]
+    except (BotoCoreError, ClientError) as error:
+        raise _s3_error(uri, error) from error
+
+
+def download_prefix(uri: str, dest: str | Path) -> list[Path]:
+    """Copy every object under the prefix ``uri`` (s3:// or a local directory) into ``dest``.
+
+    Keys keep their path relative to the prefix; returns the files written.
+    """
+    dest = Path(dest)
+    if not uri.startswith("s3://"):
+        src = _local(uri)
+        if not src.is_dir():
+            raise ObjectNotFoundError(f"{uri}: no such directory (resolved to {src.resolve()})")
+        shutil.copytree(src, dest, dirs_exist_ok=True)
+        return sorted(p for p in dest.rglob("*") if p.is_file())
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, _ = split_s3(uri)
+    objects = [(k, rel) for k, rel in _s3_keys(uri) if rel and not rel.endswith("/")]
+    if not objects:
+        raise ObjectNotFoundError(f"{uri}: no objects under this prefix at {endpoint_url() or 'AWS'}")
+    written = []
+    for key, rel in objects:
+        path = dest / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _client().download_file(bucket, key, str(path))
+        except (BotoCoreError, ClientError) as error:
+            raise _s3_error(f"s3://{bucket}/{key}", error) from error
+        written.append(path)
+    return written
+
+
+def upload_dir(src: str | Path, uri: str) -> list[str]:
+    """Copy every file under the local directory ``src`` to the prefix ``uri`` (s3:// or local).
+
+    Returns the URIs written.
+    """
+    src = Path(src)
+    if not src.is_dir():
+        raise ObjectNotFoundError(f"{src}: no such directory (resolved to {src.resolve()})")
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    if not uri.startswith("s3://"):
+        shutil.copytree(src, _local(uri), dirs_exist_ok=True)
+        return [str(_local(uri) / p.relative_to(src)) for p in files]
+    from boto3.exceptions import S3UploadFailedError
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = split_s3(uri)
+    written = []
+    for path in files:
+        target = f"{key.rstrip('/')}/{path.relative_to(src).as_posix()}"
+        try:
+            _client().upload_file(str(path), bucket, target)
+        except (BotoCoreError, ClientError, S3UploadFailedError) as error:
+            raise _s3_error(f"s3://{bucket}/{target}", error) from error
+        written.append(f"s3://{bucket}/{target}")
+    return written

@@ -221,3 +221,53 @@ def s3_prefix(s3_server, monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
     return f"s3://{s3_server.bucket}/{uuid.uuid4().hex}"
+
+
+# ------------------------------------------------ MLflow: a real tracking server with S3 artifacts
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``mlflow server`` on a free loopback port, SQLite backend, artifacts proxied to the S3 fixture.
+
+    Yields the tracking URI; the server's process group is stopped at session end.
+    """
+    root = tmp_path_factory.mktemp("mlflow")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_S3_ENDPOINT_URL": s3_server.endpoint,
+        "AWS_ACCESS_KEY_ID": s3_server.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    args = [
+        str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", f"s3://{s3_server.bucket}/mlflow",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    log = root / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"mlflow server did not become healthy; log tail:\n{log.read_text()[-2000:]}")
+        yield uri
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and its uvicorn worker
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -59,3 +59,21 @@ def test_unreachable_endpoint(s3_prefix, monkeypatch):
     monkeypatch.setattr(storage, "S3_MAX_ATTEMPTS", 1)  # the default 3 attempts back off for ~5 s
     with pytest.raises(storage.StorageError, match=rf"cannot reach the S3 endpoint http://127.0.0.1:{port}"):
         storage.write_bytes(f"{s3_prefix}/x", b"1")
+
+
+def test_upload_dir_then_download_prefix(s3_prefix, tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.json").write_text("{}")
+    (src / "sub" / "b.bin").write_bytes(bytes(range(256)) * 4000)
+    uris = storage.upload_dir(src, f"{s3_prefix}/ckpt/")
+    assert sorted(uris) == [f"{s3_prefix}/ckpt/a.json", f"{s3_prefix}/ckpt/sub/b.bin"]
+    storage.write_bytes(f"{s3_prefix}/ckpt-other/c", b"not under the prefix")
+    files = storage.download_prefix(f"{s3_prefix}/ckpt", tmp_path / "dst")
+    assert sorted(p.relative_to(tmp_path / "dst").as_posix() for p in files) == ["a.json", "sub/b.bin"]
+    assert (tmp_path / "dst" / "sub" / "b.bin").read_bytes() == (src / "sub" / "b.bin").read_bytes()
+
+
+def test_download_of_an_empty_prefix_fails_clearly(s3_prefix, tmp_path):
+    with pytest.raises(storage.ObjectNotFoundError, match="no objects under this prefix"):
+        storage.download_prefix(f"{s3_prefix}/nothing", tmp_path)

@@ -32,3 +32,14 @@ def test_endpoint_precedence(monkeypatch):
     assert storage.endpoint_url() == "http://b"
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://a")
     assert storage.endpoint_url() == "http://a"
+
+
+def test_local_upload_dir_and_download_prefix(tmp_path):
+    (tmp_path / "src" / "sub").mkdir(parents=True)
+    (tmp_path / "src" / "sub" / "x.txt").write_text("x")
+    storage.upload_dir(tmp_path / "src", str(tmp_path / "copy"))
+    assert storage.download_prefix(str(tmp_path / "copy"), tmp_path / "back") == [tmp_path / "back/sub/x.txt"]
+    with pytest.raises(storage.ObjectNotFoundError):
+        storage.download_prefix(str(tmp_path / "missing"), tmp_path / "back")
+    with pytest.raises(storage.ObjectNotFoundError):
+        storage.upload_dir(tmp_path / "missing", str(tmp_path / "copy"))

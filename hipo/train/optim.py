@@ -1,0 +1,165 @@
+"""Optimiser steps over ranks: AdamW + warmup-cosine, gradient accumulation and clipping, run either
+by torch (one process, or DistributedDataParallel) or by DeepSpeed ZeRO-2/3.
+
+Losses handed to :meth:`Updater.backward` are already normalised over the whole global batch (all
+micro-batches of all ranks), so the update does not depend on how the batch was split; the updater
+undoes the rank averaging that DDP and ZeRO apply to gradients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from transformers import get_cosine_schedule_with_warmup
+
+from hipo.config import ConfigError, DistributedEnv, OptimConfig
+
+
+def accumulation_steps(batch_size: int, micro_batch_size: int, world_size: int) -> int:
+    """Micro-batches per rank and optimiser step; a ConfigError when the batch does not divide."""
+    per_pass = micro_batch_size * world_size
+    if batch_size % per_pass:
+        raise ConfigError(
+            f"batch size {batch_size} does not divide into micro-batches of {micro_batch_size} on "
+            f"{world_size} rank(s) (micro_batch_size x world_size = {per_pass}): make the batch size a "
+            "multiple of it (fields sft.batch_size / rl.prompts_per_step and *.optim.micro_batch_size)"
+        )
+    return batch_size // per_pass
+
+
+def _param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay matrices only (not norms and biases)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+
+
+def _optimizer(model: Any, optim: OptimConfig, steps: int) -> tuple[torch.optim.Optimizer, Any]:
+    optimizer = torch.optim.AdamW(_param_groups(model, optim.weight_decay), lr=optim.lr)
+    warmup = round(optim.warmup_ratio * steps)
+    return optimizer, get_cosine_schedule_with_warmup(optimizer, warmup, steps)
+
+
+def deepspeed_config(
+    optim: OptimConfig, batch_size: int, accumulation: int, bf16: bool, cuda: bool
+) -> dict[str, Any]:
+    zero: dict[str, Any] = {"stage": 3 if optim.deepspeed == "zero3" else 2}
+    if not cuda:  # the default 5e8-element buckets make CPU steps crawl
+        zero.update(reduce_bucket_size=5e6, allgather_bucket_size=5e6)
+    return {
+        "train_batch_size": batch_size,
+        "train_micro_batch_size_per_gpu": optim.micro_batch_size,
+        "gradient_accumulation_steps": accumulation,
+        "gradient_clipping": optim.max_grad_norm,
+        "zero_optimization": zero,
+        "bf16": {"enabled": bf16},
+        "zero_allow_untested_optimizer": True,  # torch's AdamW: no cpu_adam / fused_adam JIT build
+        "steps_per_print": 2**31,
+        "wall_clock_breakdown": False,
+    }
+
+
+class Updater:
+    """torch: one process or DDP. ``model`` is what to call forward on, ``module`` the bare model."""
+
+    def __init__(self, model: Any, optim: OptimConfig, steps: int, env: DistributedEnv, bf16: bool) -> None:
+        self.module = model
+        self.device = next(model.parameters()).device
+        self.model = model
+        if env.is_distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        self.world = env.world_size
+        self.max_grad_norm = optim.max_grad_norm
+        self.optimizer, self.scheduler = _optimizer(model, optim, steps)
+        self.bf16 = bf16 and self.device.type == "cuda"
+
+    @contextlib.contextmanager
+    def micro_step(self, last: bool) -> Iterator[None]:
+        """Around one micro-batch's forward and backward: gradients sync across ranks on the last."""
+        sync = last or not isinstance(self.model, torch.nn.parallel.DistributedDataParallel)
+        with contextlib.nullcontext() if sync else self.model.no_sync():
+            yield
+
+    def forward(self, **batch: Any) -> Any:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return self.model(**batch)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (loss * self.world).backward()
+
+    def step(self) -> float:
+        """Clip, step, schedule; returns the gradient norm before clipping."""
+        norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    @property
+    def lr(self) -> float:
+        return float(self.scheduler.get_last_lr()[0])
+
+    def full_parameters(self) -> contextlib.AbstractContextManager[None]:
+        """Context in which ``module`` holds complete weights (for saving); collective under ZeRO-3."""
+        return contextlib.nullcontext()
+
+
+class DeepSpeedUpdater(Updater):
+    """ZeRO-2/3 through DeepSpeed, with torch's AdamW and schedule as client optimizer and scheduler."""
+
+    def __init__(
+        self, model: Any, optim: OptimConfig, steps: int, env: DistributedEnv, config: dict[str, Any]
+    ) -> None:
+        # torch._dynamo must be imported before deepspeed: zero.Init's Tensor.__new__ patch breaks it later
+        import torch._dynamo  # noqa: F401, I001
+        import deepspeed
+
+        optimizer, scheduler = _optimizer(model, optim, steps)
+        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=model, optimizer=optimizer, lr_scheduler=scheduler, config=config
+        )
+        self.module = self.engine.module
+        self.model = self.engine
+        self.device = self.engine.device
+        self.world = env.world_size
+        self.bf16 = False  # DeepSpeed casts the model itself when bf16 is on
+        self.stage = config["zero_optimization"]["stage"]
+
+    @contextlib.contextmanager
+    def micro_step(self, last: bool) -> Iterator[None]:
+        yield  # the engine counts micro-steps and reduces gradients at the boundary
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.engine.backward(loss * self.world, scale_wrt_gas=False)
+        self.engine.step()  # an optimiser step only at the accumulation boundary
+
+    def step(self) -> float:
+        norm = self.engine.get_global_grad_norm()
+        return float(norm) if norm is not None else float("nan")
+
+    def full_parameters(self) -> contextlib.AbstractContextManager[None]:
+        if self.stage != 3:
+            return contextlib.nullcontext()
+        import deepspeed
+
+        return deepspeed.zero.GatheredParameters(list(self.module.parameters()), modifier_rank=None)
+
+
+def build_updater(
+    model: Any,
+    optim: OptimConfig,
+    steps: int,
+    env: DistributedEnv,
+    ds_config: dict[str, Any] | None = None,
+    bf16: bool = False,
+) -> Updater:
+    """DeepSpeed when ``ds_config`` is given (see deepspeed_config), else torch; bf16 autocast on GPU."""
+    if ds_config is not None:
+        return DeepSpeedUpdater(model, optim, steps, env, ds_config)
+    return Updater(model, optim, steps, env, bf16=bf16)

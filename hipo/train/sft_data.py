@@ -1,0 +1,106 @@
+"""SFT examples: chat-template tokenisation with assistant-only labels, padding, length-grouped batches."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from hipo import template
+from hipo.quality.load import SPLIT_COLUMN, DatasetError, load_dataset
+
+REQUIRED_COLUMNS = ("prompt", "response")
+IGNORE = -100  # label of tokens that carry no loss
+
+
+@dataclass(frozen=True)
+class Example:
+    ids: list[int]
+    prompt_len: int  # tokens up to and including the generation prompt: no loss on them
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.ids) - self.prompt_len
+
+
+def read_sft_dataset(dataset_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """{"train": frame, "eval": frame} with at least the prompt and response columns; train not empty."""
+    frame = load_dataset(dataset_dir).frame
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame]
+    if missing:
+        raise DatasetError(
+            f"dataset {dataset_dir} lacks column(s) {missing} in train and/or eval: SFT needs "
+            f"{list(REQUIRED_COLUMNS)}"
+        )
+    splits = {s: frame[frame[SPLIT_COLUMN] == s].reset_index(drop=True) for s in ("train", "eval")}
+    for split, part in splits.items():
+        if part[list(REQUIRED_COLUMNS)].isna().any().any():
+            raise DatasetError(f"dataset {dataset_dir}: {split} has empty prompt or response values")
+    if splits["train"].empty:
+        raise DatasetError(f"dataset {dataset_dir}: the train split has no rows")
+    return splits
+
+
+def encode(tokenizer: Any, frame: pd.DataFrame) -> list[Example]:
+    """User prompt through the generation prompt (no loss), then response + end of turn (loss)."""
+    heads = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+        )
+        for p in frame["prompt"]
+    ]
+    tails = [r + template.TURN_END for r in frame["response"]]
+    head_ids = tokenizer(heads, add_special_tokens=False)["input_ids"]
+    tail_ids = tokenizer(tails, add_special_tokens=False)["input_ids"]
+    return [Example(h + t, len(h)) for h, t in zip(head_ids, tail_ids, strict=True)]
+
+
+def collate(examples: Sequence[Example], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Right-padded input_ids, attention_mask and labels (IGNORE on the prompt and the padding)."""
+    width = max(len(e.ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, e in enumerate(examples):
+        ids[row, : len(e.ids)] = torch.tensor(e.ids)
+        labels[row, e.prompt_len : len(e.ids)] = ids[row, e.prompt_len : len(e.ids)]
+        mask[row, : len(e.ids)] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+
+
+def length_grouped_batches(
+    lengths: Sequence[int], batch_size: int, seed: int, group: int = 32
+) -> Iterator[list[int]]:
+    """Endless global batches of row indices, the same on every rank for a seed.
+
+    Shuffled epochs are cut into chunks of ``group`` batches (at most about one epoch, so a chunk
+    rarely holds a row twice); each chunk is sorted by length, cut into batches, and the batches
+    are shuffled. Batches thus hold similar lengths (little padding) in a random order.
+    """
+    rng = random.Random(seed)
+    group = max(1, min(group, len(lengths) // batch_size))
+
+    def rows() -> Iterator[int]:
+        while True:
+            order = list(range(len(lengths)))
+            rng.shuffle(order)
+            yield from order
+
+    stream = rows()
+    while True:
+        chunk = sorted(itertools.islice(stream, batch_size * group), key=lengths.__getitem__)
+        batches = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+        rng.shuffle(batches)
+        yield from batches
+
+
+def micro_batches(indices: Sequence[int], lengths: Sequence[int], size: int) -> list[list[int]]:
+    """``indices`` sorted by length and cut into micro-batches of ``size``."""
+    ordered = sorted(indices, key=lengths.__getitem__)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]

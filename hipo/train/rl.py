@@ -1,0 +1,157 @@
+"""The HiPO / GRPO RL loop (HIPO_ALGORITHM.md §3–§7).
+
+Per step, on every rank: take this rank's share of the step's queries, sample G rollouts of each from
+the current policy (auto mode), score them and compute per-token advantages, drop uniform groups if
+asked, update the policy (one optimiser step per PPO epoch over the global batch), push the weights
+to the rollout engine, log the metrics. Checkpoints every ``rl.save_every`` steps; a rerun with the
+same ``out_dir`` resumes from the newest one and continues exactly as the interrupted run would have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hipo import storage
+from hipo.config import DistributedEnv, RunConfig, distributed_env
+from hipo.tasks import Task, task_from_config
+from hipo.train import algorithm as alg
+from hipo.train import checkpoint, distributed, preflight, rollout_engine
+from hipo.train.cursor import DataCursor
+from hipo.train.metrics import MetricsTracker, gather_rows, summarize
+from hipo.train.models import Policy, save_policy
+from hipo.train.rollout import build_batch
+from hipo.train.update import policy_update
+
+
+def make_optimizer(model: Any, config: RunConfig) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW and a linear warmup to a constant learning rate (counted in optimiser steps)."""
+    rl, optim = config.rl, config.rl.optim
+    optimizer = torch.optim.AdamW(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
+    warmup = math.ceil(optim.warmup_ratio * rl.steps * rl.ppo_epochs)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(warmup, 1)))
+    return optimizer, scheduler
+
+
+@dataclass
+class Trainer:
+    """Everything one RL step touches."""
+
+    config: RunConfig
+    env: DistributedEnv
+    task: Task
+    policy: Policy
+    ref_model: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    cursor: DataCursor
+    engine: rollout_engine.RolloutEngine
+
+    def step(self, step: int) -> dict[str, Any]:
+        config, rl, env = self.config, self.config.rl, self.env
+        start = time.perf_counter()
+        queries = distributed.shard(self.cursor.take(rl.prompts_per_step), env)
+        seed = (config.seed * 1_000_003 + step) * 1009 + env.rank
+        prompts = [q.prompt for q in queries]
+        completions = self.engine.generate(prompts, rl.group_size, config.rollout_sampling, seed)
+        generated = time.perf_counter()
+        batch = build_batch(queries, completions, self.task, self.policy.tokenizer, self.policy.ids, rl)
+        keep = torch.ones(batch.num_groups, dtype=torch.bool)
+        if rl.drop_uniform_groups:
+            keep = ~alg.uniform_groups(batch.rewards.view(-1, rl.group_size))
+        dropped = distributed.all_reduce_sum((~keep).sum().to(distributed.device_for(env)))
+        stats = policy_update(
+            self.policy.model, self.optimizer, self.scheduler, batch.select_groups(keep), rl,
+            config.rollout_sampling.max_new_tokens, self.ref_model,
+        )  # fmt: skip
+        updated = time.perf_counter()
+        self.engine.sync()
+        metrics = {**summarize(gather_rows(batch)), **stats, "dropped_groups": int(dropped)}
+        end = time.perf_counter()
+        return {
+            **metrics,
+            "time_generation": generated - start,
+            "time_sync": end - updated,
+            "time_step": end - start,
+            "tokens_per_s": metrics["response_tokens"] / (end - start),
+        }
+
+
+def _locations(out_dir: str | Path, checkpoint_uri: str | None) -> tuple[Path, str | None, str | None]:
+    """(local working folder, checkpoint mirror, remote output prefix) for a local or s3:// ``out_dir``."""
+    out = str(out_dir).rstrip("/")
+    if not out.startswith("s3://"):
+        return Path(out), checkpoint_uri, None
+    local = Path(tempfile.gettempdir()) / f"hipo-rl-{hashlib.sha256(out.encode()).hexdigest()[:12]}"
+    return local, checkpoint_uri or f"{out}/checkpoints", out
+
+
+def train_rl(
+    config: RunConfig,
+    policy_source: str,
+    out_dir: str | Path,
+    task: Task | None = None,
+    checkpoint_uri: str | None = None,
+) -> dict[str, Any]:
+    """Train ``policy_source`` with RL; writes checkpoints, ``metrics.jsonl`` and ``final/`` under
+    ``out_dir`` (local or s3://; ``checkpoint_uri`` mirrors checkpoints elsewhere too). Returns the
+    last step, why it stopped early (None or "collapse"), the final policy's location and last metrics."""
+    env, rl = distributed_env(), config.rl
+    preflight.check_config(config, env)
+    task = task or task_from_config(config.task)
+    problems = preflight.train_problems(task, config)
+    local, mirror, remote = _locations(out_dir, checkpoint_uri)
+    created = distributed.init(env)
+    distributed.seed_everything(config.seed, env.rank)
+    ckpt_dir = local / "checkpoints"
+    ckpt = checkpoint.latest(ckpt_dir, mirror) if distributed.is_main() else None
+    distributed.barrier()
+    ckpt = ckpt or checkpoint.latest(ckpt_dir)
+    if ckpt is not None:
+        checkpoint.check_compatible(ckpt, config, env)
+    policy = preflight.policy(str(ckpt or policy_source), config, local / "cache")
+    ref = preflight.policy(policy_source, config, local / "cache").model if rl.kl_beta > 0 else None
+    device = distributed.device_for(env)
+    policy.model.to(device).eval()  # eval: no dropout, so the first PPO ratio is exactly 1
+    if ref is not None:
+        ref.to(device).eval().requires_grad_(False)
+    optimizer, scheduler = make_optimizer(policy.model, config)
+    cursor = DataCursor(problems, config.seed)
+    params = {**checkpoint.flatten(config.to_dict()), "policy_source": policy_source}
+    tracker = MetricsTracker(local, config, distributed.is_main(), {**params, "world_size": env.world_size})
+    step = 0
+    if ckpt is not None:
+        state = checkpoint.restore(ckpt, optimizer, scheduler, env.rank)
+        step = state["step"]
+        cursor.load_state_dict(state["cursor"])
+        tracker.load_state_dict(state["tracker"])
+    engine = rollout_engine.make(rl.rollout_engine, policy, local / f"rollout-policy-{env.rank}", config.seed)
+    trainer = Trainer(config, env, task, policy, ref, optimizer, scheduler, cursor, engine)
+    meta = {"config": config.to_dict(), "world_size": env.world_size, "policy_source": policy_source}
+    stopped, metrics = None, {}
+    while step < rl.steps and stopped is None:
+        step += 1
+        metrics = trainer.step(step)
+        tracker.log(step, metrics)
+        stopped = "collapse" if tracker.collapsed and rl.stop_on_collapse else None
+        if step % rl.save_every == 0 or step == rl.steps or stopped:
+            trainer_state = {"step": step, "cursor": cursor.state_dict(), "tracker": tracker.state_dict()}
+            checkpoint.save(ckpt_dir, step, policy, optimizer, scheduler, trainer_state, meta, mirror)
+            if remote and distributed.is_main():
+                storage.write_bytes(f"{remote}/metrics.jsonl", tracker.path.read_bytes())
+    if distributed.is_main():
+        save_policy(policy, local / "final")
+        if remote:
+            storage.upload_dir(local / "final", f"{remote}/final")
+    tracker.close()
+    distributed.barrier()
+    distributed.close(created)
+    final = f"{remote}/final" if remote else str(local / "final")
+    return {"step": step, "stopped": stopped, "final_dir": final, "metrics": metrics}

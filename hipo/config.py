@@ -128,7 +128,6 @@ class SFTConfig(_Section):
     batch_size: int = Field(64, ge=1, description="sequences per optimiser step, all ranks together")
     max_length: int = Field(512, ge=8)
     eval_every: int = Field(50, ge=1)
-    save_every: int = Field(100, ge=1)
     optim: OptimConfig = OptimConfig()
 
 

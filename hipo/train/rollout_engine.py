@@ -46,27 +46,39 @@ class HFRollouts:
 
 class VLLMRollouts:
     """vLLM in process, started from a copy of the policy in ``work_dir``. Its sampling seeds come from
-    its own stream (``seed`` at start), so a resumed run does not repeat the interrupted run's samples."""
+    its own stream (``seed`` at start), so a resumed run does not repeat the interrupted run's samples.
+
+    On a GPU the engine sleeps (weights offloaded, KV cache freed) while the trainer updates, and wakes
+    before the weight push, so policy and engine share the device memory. vLLM has no sleep mode on CPU.
+    """
 
     def __init__(self, policy: Policy, work_dir: Path, seed: int) -> None:
         from hipo.engines.vllm_engine import VLLMEngine
 
         self.policy = policy
-        cuda = policy.model.device.type == "cuda"
-        self.engine = VLLMEngine(
-            save_policy(policy, work_dir),
-            seed=seed,
-            enforce_eager=True,
-            **({"gpu_memory_utilization": VLLM_GPU_MEMORY} if cuda else {}),
-        )
+        self.colocated = policy.model.device.type == "cuda"
+        self.asleep = False
+        gpu = {"gpu_memory_utilization": VLLM_GPU_MEMORY, "enable_sleep_mode": True} if self.colocated else {}
+        self.engine = VLLMEngine(save_policy(policy, work_dir), seed=seed, enforce_eager=True, **gpu)
 
     def generate(
         self, prompts: Sequence[str], n: int, sampling: SamplingConfig, seed: int
     ) -> list[list[Completion]]:
-        return self.engine.generate(prompts, n, sampling)
+        self._wake()
+        completions = self.engine.generate(prompts, n, sampling)
+        if self.colocated:
+            self.engine.llm.sleep(level=1)
+            self.asleep = True
+        return completions
 
     def sync(self) -> None:
+        self._wake()
         self.engine.load_weights(self.policy.model.state_dict().items())
+
+    def _wake(self) -> None:
+        if self.asleep:
+            self.engine.llm.wake_up()
+            self.asleep = False
 
 
 def make(kind: str, policy: Policy, work_dir: Path, seed: int) -> RolloutEngine:

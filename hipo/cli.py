@@ -6,8 +6,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from hipo.config import ConfigError, load_config
+from hipo.config import ConfigError, RunConfig, load_config
+
+if TYPE_CHECKING:
+    from hipo.engines.base import Engine
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +83,24 @@ def _cmd_data_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_engine(model: str, kind: str, config: RunConfig) -> Engine:
+    """The scripted teacher, or a checkpoint served by transformers or vLLM."""
+    if model == "scripted":
+        from hipo.engines import ScriptedEngine
+
+        return ScriptedEngine(seed=config.seed)
+    if kind == "vllm":
+        from hipo.engines.vllm_engine import VLLMEngine
+
+        return VLLMEngine(model, seed=config.seed)
+    import torch
+
+    from hipo.engines.hf import HFEngine
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return HFEngine(model, batch_size=config.eval.batch_size, device=device, seed=config.seed)
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import re
     from pathlib import Path
@@ -94,17 +116,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     labels = labels_from_dataset(args.labels) if args.labels else None
     results = {}
     for model, name, slug in zip(args.model, names, slugs, strict=True):
-        if model == "scripted":
-            from hipo.engines import ScriptedEngine
-
-            engine = ScriptedEngine(seed=config.seed)
-        else:
-            import torch
-
-            from hipo.engines.hf import HFEngine
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-            engine = HFEngine(model, batch_size=config.eval.batch_size, device=device, seed=config.seed)
+        engine = _eval_engine(model, args.engine, config)
         out = Path(args.out) / "models" / slug
         results[name] = evaluate_model(engine, benchmarks, config, out, labels=labels)
     print(json.dumps(write_report(results, args.out, title=args.title), indent=2))
@@ -230,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--name", action="append", default=[], help="display name per --model, e.g. 'Cold-Start (on)'"
     )
+    p.add_argument("--engine", choices=("hf", "vllm"), default="hf", help="what serves the checkpoints")
     p.add_argument("--out", required=True, help="output directory (a rerun resumes there)")
     p.add_argument("--labels", help="dataset directory or eval file with prompt and preferred_mode columns")
     p.add_argument("--title", default="HiPO evaluation")

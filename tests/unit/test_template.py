@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from conftest import tiny_base_tokenizer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,7 +122,10 @@ def test_parse_never_raises_and_is_consistent(text):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    tok = tiny_base_tokenizer()
+    from hipo.config import ModelConfig
+    from hipo.train.models import build_tiny
+
+    _, tok = build_tiny(ModelConfig(tiny_hidden=32, tiny_layers=1, tiny_heads=1))
     return tok, T.add_hipo_tokens(tok)
 
 

@@ -181,6 +181,24 @@ class RegistryConfig(_Section):
     max_format_failure_rate: float = Field(0.05, ge=0.0, le=1.0)
 
 
+class LaunchConfig(_Section):
+    """Where the training steps (sft, hipo_rl) run. ``local``: in the step's own process, or under
+    ``torchrun`` on CPU when ``procs_per_node`` > 1. ``trainjob``: a Kubeflow Trainer v2 TrainJob;
+    ``pytorchjob``: a Training Operator v1 PyTorchJob (clusters without Trainer v2)."""
+
+    backend: Literal["local", "trainjob", "pytorchjob"] = "local"
+    nodes: int = Field(1, ge=1)
+    gpus_per_node: int = Field(0, ge=0)
+    procs_per_node: int = Field(1, ge=1, description="processes per node where no GPUs are requested")
+    namespace: str = "kubeflow"
+    image: str = ""  # empty: hipo.images.TRAIN_IMAGE
+    runtime: str = "hipo-torch"  # the ClusterTrainingRuntime of manifests/
+    service_account: str = "hipo-training"
+    env_secrets: tuple[str, ...] = ("hipo-s3",)  # Secrets passed to training pods as envFrom
+    work_uri: str = ""  # s3:// prefix where cluster jobs leave checkpoints for the step to collect
+    deadline_s: int = Field(7 * 24 * 3600, ge=60, description="fail the step if the job runs longer")
+
+
 class RunConfig(_Section):
     """Everything a run needs. Pipeline parameters map onto these fields."""
 
@@ -193,6 +211,7 @@ class RunConfig(_Section):
     rl: RLConfig = RLConfig()
     eval: EvalConfig = EvalConfig()
     registry: RegistryConfig = RegistryConfig()
+    launch: LaunchConfig = LaunchConfig()
     rollout_sampling: SamplingConfig = SamplingConfig(temperature=1.0, top_p=1.0)
     eval_sampling: SamplingConfig = SamplingConfig(temperature=0.6, top_p=0.95)
 

@@ -257,6 +257,11 @@ def mlflow_tracking_uri() -> str | None:
     return os.environ.get("MLFLOW_TRACKING_URI") or None
 
 
+def kfp_token() -> str | None:
+    """KFP_TOKEN when set: a bearer token for the KFP API (``hipo submit``, ``schedule``, ``runs``...)."""
+    return os.environ.get("KFP_TOKEN") or None
+
+
 def _describe(error: ValidationError) -> str:
     lines = []
     for e in error.errors():

@@ -6,12 +6,8 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from hipo.config import ConfigError, RunConfig, load_config
-
-if TYPE_CHECKING:
-    from hipo.engines.base import Engine
+from hipo.config import ConfigError, load_config
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +54,55 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from hipo.pipeline_run import run_local
+
+    result = run_local(load_config(args.config, args.overrides), args.out, arms=args.arms)
+    print(result.summary)
+    print(f"report: {result.report}")
+    if result.comparison:
+        print(f"comparison report: {result.comparison}")
+    aliases = ", ".join(result.aliases) or "none"
+    print(f"registered model: {result.model_name} version {result.version} (aliases: {aliases})")
+    print(f"artifacts: {result.run_dir}")
+    return 0
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from hipo.pipeline_run import compile_pipeline
+
+    selector = dict(item.split("=", 1) for item in args.gpu_node_selector)
+    settings = {"accelerator": args.accelerator, "image_pull_secrets": tuple(args.image_pull_secret)}
+    if args.gpu_node_selector:
+        settings["gpu_node_selector"] = selector
+    print(f"compiled {compile_pipeline(args.out, **settings)}")
+    return 0
+
+
+def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
+    """``hipo run`` (the DAG through kfp.local) and ``hipo compile`` (the DAG for a cluster)."""
+    from hipo.pipeline_run import COMPILED  # light: kfp is imported when a command runs
+
+    p = sub.add_parser("run", help="run the whole pipeline on this machine (kfp.local), the embedded default")
+    _add_config_args(p)
+    p.add_argument("--out", default="runs/local", help="run directory (artifacts; the registry is beside it)")
+    p.add_argument(
+        "--arms",
+        choices=("hipo", "baseline", "all"),
+        default="hipo",
+        help="hipo: the main line; baseline: + Cold-Start (on); all: the paper's five arms",
+    )
+    p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("compile", help="compile the pipeline for a cluster (GPU requests, Secrets by name)")
+    p.add_argument("--out", default=str(COMPILED), help="where to write the pipeline YAML")
+    p.add_argument("--accelerator", default="nvidia.com/gpu", help="GPU resource name of the training steps")
+    p.add_argument(
+        "--gpu-node-selector", action="append", default=[], metavar="KEY=VALUE", help="repeatable"
+    )
+    p.add_argument("--image-pull-secret", action="append", default=[], help="repeatable")
+    p.set_defaults(func=_cmd_compile)
+
+
 def _cmd_data_generate(args: argparse.Namespace) -> int:
     from hipo.data.run import generate
 
@@ -83,43 +128,21 @@ def _cmd_data_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_engine(model: str, kind: str, config: RunConfig) -> Engine:
-    """The scripted teacher, or a checkpoint served by transformers or vLLM."""
-    if model == "scripted":
-        from hipo.engines import ScriptedEngine
-
-        return ScriptedEngine(seed=config.seed)
-    if kind == "vllm":
-        from hipo.engines.vllm_engine import VLLMEngine
-
-        return VLLMEngine(model, seed=config.seed)
-    import torch
-
-    from hipo.engines.hf import HFEngine
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return HFEngine(model, batch_size=config.eval.batch_size, device=device, seed=config.seed)
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    import re
     from pathlib import Path
 
-    from hipo.evaluate import evaluate_model, labels_from_dataset, load_benchmarks, write_report
+    from hipo.evaluate.compare import evaluate_models
 
-    config = load_config(args.config, args.overrides)
+    overrides = [*args.overrides, *([f"eval.engine={args.engine}"] if args.engine else [])]
+    config = load_config(args.config, overrides)
     names = args.name or [Path(m).name for m in args.model]
-    slugs = [re.sub(r"[^A-Za-z0-9._-]+", "-", n).strip("-") or "model" for n in names]
-    if len(names) != len(args.model) or len(set(slugs)) != len(slugs):
-        raise ConfigError(f"give one distinct --name per --model: models {args.model}, names {names}")
-    benchmarks = load_benchmarks(config.eval, config.seed)
-    labels = labels_from_dataset(args.labels) if args.labels else None
-    results = {}
-    for model, name, slug in zip(args.model, names, slugs, strict=True):
-        engine = _eval_engine(model, args.engine, config)
-        out = Path(args.out) / "models" / slug
-        results[name] = evaluate_model(engine, benchmarks, config, out, labels=labels)
-    print(json.dumps(write_report(results, args.out, title=args.title), indent=2))
+    if len(names) != len(args.model):
+        raise ConfigError(f"give one --name per --model: models {args.model}, names {names}")
+    models = dict(zip(names, args.model, strict=True))
+    if len(models) != len(names):
+        raise ConfigError(f"give each --model a distinct --name, got {names}")
+    _, files = evaluate_models(config, models, args.out, labels=args.labels, title=args.title)
+    print(json.dumps(files, indent=2))
     return 0
 
 
@@ -201,6 +224,8 @@ def _add_registry_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hipo.cli_remote import add_remote_commands
+
     parser = argparse.ArgumentParser(prog="hipo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -242,26 +267,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--name", action="append", default=[], help="display name per --model, e.g. 'Cold-Start (on)'"
     )
-    p.add_argument("--engine", choices=("hf", "vllm"), default="hf", help="what serves the checkpoints")
+    p.add_argument("--engine", choices=("hf", "vllm"), help="what serves the checkpoints (eval.engine)")
     p.add_argument("--out", required=True, help="output directory (a rerun resumes there)")
     p.add_argument("--labels", help="dataset directory or eval file with prompt and preferred_mode columns")
     p.add_argument("--title", default="HiPO evaluation")
     p.set_defaults(func=_cmd_evaluate)
     _add_registry_commands(sub)
+    _add_pipeline_commands(sub)
+    add_remote_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from hipo.engines.base import EngineError
+    from hipo.pipeline_run import PipelineFailed
     from hipo.quality.load import DatasetError
     from hipo.registry import RegistryError
+    from hipo.remote import RemoteError
     from hipo.storage import StorageError
     from hipo.tasks import TaskError
 
     try:
         return args.func(args)
-    except (ConfigError, TaskError, EngineError, StorageError, DatasetError, RegistryError) as error:
+    except (
+        ConfigError,
+        TaskError,
+        EngineError,
+        StorageError,
+        DatasetError,
+        RegistryError,
+        RemoteError,
+        PipelineFailed,
+    ) as error:
         print(f"hipo: {error}", file=sys.stderr)
         return 2
 

@@ -118,6 +118,16 @@ class OptimConfig(_Section):
     max_grad_norm: float = Field(1.0, gt=0.0)
     micro_batch_size: int = Field(16, ge=1, description="sequences per forward/backward on one rank")
     deepspeed: Literal["none", "zero2", "zero3"] = "none"
+    schedule: Literal["cosine", "constant"] = "cosine"  # after the linear warmup
+
+
+class RLOptimConfig(OptimConfig):
+    """RL's defaults (also when only some fields are set): a small constant learning rate, no warmup."""
+
+    lr: float = Field(1e-4, gt=0.0)
+    warmup_ratio: float = Field(0.0, ge=0.0, le=1.0)
+    micro_batch_size: int = Field(32, ge=1, description="sequences per forward/backward on one rank")
+    schedule: Literal["cosine", "constant"] = "constant"
 
 
 class SFTConfig(_Section):
@@ -155,7 +165,11 @@ class RLConfig(_Section):
     ppo_epochs: int = Field(1, ge=1)
     rollout_engine: Literal["hf", "vllm"] = "hf"
     save_every: int = Field(25, ge=1)
-    optim: OptimConfig = OptimConfig(lr=1e-4, warmup_ratio=0.0, micro_batch_size=32)
+    keep_checkpoints: int = Field(3, ge=1, description="local RL checkpoints kept; older ones are pruned")
+    vllm_gpu_memory_utilization: float = Field(
+        0.3, gt=0.0, lt=1.0, description="share of the GPU a colocated vLLM may take; training gets the rest"
+    )
+    optim: RLOptimConfig = RLOptimConfig()
 
 
 class EvalConfig(_Section):
@@ -167,6 +181,7 @@ class EvalConfig(_Section):
     max_problems: int = Field(500, ge=1, description="per benchmark")
     forced_mode_passes: bool = True  # also score always-on and always-off: the oracle best-mode bound
     batch_size: int = Field(64, ge=1)
+    engine: Literal["hf", "vllm"] = "hf"  # what serves the checkpoints under evaluation
 
 
 class RegistryConfig(_Section):
@@ -175,6 +190,7 @@ class RegistryConfig(_Section):
 
     model_name: str = "hipo-policy"
     experiment: str = "hipo"
+    tracking_uri: str = ""  # empty: MLFLOW_TRACKING_URI (a cluster's MLflow server), else mlflow's default
     max_accuracy_drop: float = Field(0.01, ge=0.0, le=1.0)
     max_token_increase: float = Field(0.05, ge=0.0, description="relative: 0.05 = 5% more tokens")
     max_think_rate_increase: float = Field(0.05, ge=0.0, le=1.0)
@@ -250,6 +266,22 @@ def distributed_env() -> DistributedEnv:
         )
     except ValueError as error:
         raise ConfigError(f"RANK / WORLD_SIZE / LOCAL_RANK must be integers: {error}") from None
+
+
+@dataclass(frozen=True)
+class KubeEnv:
+    """How the launcher reaches the Kubernetes API: the pod's service account, or a kubeconfig."""
+
+    in_cluster: bool
+    kubeconfig: str | None  # None: the kubernetes client's default (~/.kube/config)
+
+
+def kube_env() -> KubeEnv:
+    """In a pod (``KUBERNETES_SERVICE_HOST`` set) the service account; elsewhere ``KUBECONFIG``."""
+    return KubeEnv(
+        in_cluster=bool(os.environ.get("KUBERNETES_SERVICE_HOST")),
+        kubeconfig=os.environ.get("KUBECONFIG") or None,
+    )
 
 
 def mlflow_tracking_uri() -> str | None:

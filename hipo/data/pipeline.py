@@ -158,12 +158,14 @@ def generate_dataset(
     writer: RationaleWriter,
     out_dir: str | Path,
     batch_size: int = 256,
+    queries: list[tuple[str, Problem]] | None = None,
 ) -> dict[str, Any]:
-    """Run the whole §2 pipeline into ``out_dir``; returns (and writes) the stats."""
+    """Run the whole §2 pipeline into ``out_dir``; returns (and writes) the stats. ``queries``:
+    (split, problem) pairs prepared earlier (default: :func:`split_queries` of the task)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    queries, drops = split_queries(task, config)
+    queries, drops = split_queries(task, config) if queries is None else (queries, Counter())
     timing = sample_queries(
         task, engine, queries, out, config.data.samples_per_mode, config.rollout_sampling, batch_size
     )

@@ -10,6 +10,7 @@ from hipo.data.pipeline import generate_dataset
 from hipo.data.rationale import LLMRationaleWriter, RationaleWriter, TemplateRationaleWriter
 from hipo.engines import make_teacher
 from hipo.tasks import task_from_config
+from hipo.tasks.base import Problem
 
 
 def rationale_writer(config: RunConfig, cache_dir: Path) -> RationaleWriter:
@@ -23,10 +24,16 @@ def rationale_writer(config: RunConfig, cache_dir: Path) -> RationaleWriter:
     return LLMRationaleWriter(client, max_workers=endpoint.max_concurrency)
 
 
-def generate(config: RunConfig, out_dir: str | Path, batch_size: int = 256) -> dict[str, Any]:
-    """Build the cold-start datasets into ``out_dir`` (resumable); returns the stats."""
+def generate(
+    config: RunConfig,
+    out_dir: str | Path,
+    batch_size: int = 256,
+    queries: list[tuple[str, Problem]] | None = None,
+) -> dict[str, Any]:
+    """Build the cold-start datasets into ``out_dir`` (resumable); returns the stats. ``queries``:
+    the (split, problem) pairs of the prepare step (default: drawn from the configured task)."""
     out = Path(out_dir)
     task = task_from_config(config.task)
     engine = make_teacher(config.data, cache_dir=out / "cache" / "teacher")
     writer = rationale_writer(config, out / "cache" / "judge")
-    return generate_dataset(config, task, engine, writer, out, batch_size=batch_size)
+    return generate_dataset(config, task, engine, writer, out, batch_size=batch_size, queries=queries)

@@ -3,7 +3,14 @@
 mlflow is imported lazily inside the functions, so importing this package is cheap.
 """
 
-from hipo.registry.champion import ModelSummary, VersionSummary, describe, promote, rollback
+from hipo.registry.champion import (
+    ModelSummary,
+    VersionSummary,
+    describe,
+    promote,
+    promote_challenger,
+    rollback,
+)
 from hipo.registry.client import CHALLENGER, CHAMPION, RegistryError
 from hipo.registry.gate import GATE_METRICS, GateDecision, evaluate_gate, gate_metrics
 from hipo.registry.publish import Registration, register
@@ -21,6 +28,7 @@ __all__ = [
     "evaluate_gate",
     "gate_metrics",
     "promote",
+    "promote_challenger",
     "register",
     "rollback",
 ]

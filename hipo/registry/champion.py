@@ -38,6 +38,7 @@ PREVIOUS, REASON, PROMOTED_AT, ROLLED_BACK = (
 )
 HISTORY = "champion.history"  # registered-model tag: champion versions in order, comma-separated
 GATE_DECISION, GATE_REASONS, GATE_COMPARED_TO = "gate.decision", "gate.reasons", "gate.compared_to"
+PASSED = "passed"  # the gate passed and the promotion is left to promote_challenger
 _HISTORY_LENGTH = 100
 _TAG_VALUE_LIMIT = 4000
 
@@ -66,8 +67,12 @@ def _append_history(client: MlflowClient, name: str, version: str) -> None:
     client.set_registered_model_tag(name, HISTORY, ",".join(entries))
 
 
-def apply_gate(client: MlflowClient, name: str, version: str, limits: RegistryConfig) -> GateDecision:
-    """Gate ``version`` against the champion, promote it if it passes, record ``gate.*`` tags.
+def apply_gate(
+    client: MlflowClient, name: str, version: str, limits: RegistryConfig, promote: bool = True
+) -> GateDecision:
+    """Gate ``version`` against the champion, record ``gate.*`` tags and, when it passes and
+    ``promote``, make it the champion. Unpromoted, a pass is recorded as "passed" for
+    :func:`promote_challenger` (the pipeline's separate promotion step) to finish.
 
     Idempotent: a version that already carries a decision keeps it (the tags are written last).
     """
@@ -75,7 +80,7 @@ def apply_gate(client: MlflowClient, name: str, version: str, limits: RegistryCo
     if GATE_DECISION in candidate.tags:
         compared = candidate.tags.get(GATE_COMPARED_TO, "none")
         return GateDecision(
-            candidate.tags[GATE_DECISION] == "promoted",
+            candidate.tags[GATE_DECISION] in ("promoted", PASSED),
             tuple(candidate.tags.get(GATE_REASONS, "").split("\n")),
             None if compared == "none" else compared,
         )
@@ -89,16 +94,39 @@ def apply_gate(client: MlflowClient, name: str, version: str, limits: RegistryCo
             limits,
             None if champion is None else champion.version,
         )
-        if decision.passed:
-            _set_champion(client, name, version, "gate passed: " + "; ".join(decision.reasons))
+        if decision.passed and promote:
+            _set_champion(client, name, version, _gate_reason(decision.reasons))
     tags = {
         GATE_REASONS: "\n".join(decision.reasons)[:_TAG_VALUE_LIMIT],
         GATE_COMPARED_TO: decision.compared_to or "none",
-        GATE_DECISION: decision.decision,  # last: its presence means the gate ran to the end
+        # last: its presence means the gate ran to the end
+        GATE_DECISION: PASSED if decision.passed and not promote else decision.decision,
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     return decision
+
+
+def _gate_reason(reasons: tuple[str, ...] | list[str]) -> str:
+    return "gate passed: " + "; ".join(reasons)
+
+
+def promote_challenger(name: str, version: str | int, *, tracking_uri: str | None = None) -> str | None:
+    """Make a version whose gate decision is "passed" the champion (idempotent); returns the version
+    it replaced. Refuses a version the gate rejected or never saw: use :func:`promote` to override."""
+    client = connect(tracking_uri)
+    with mlflow_errors(f"promote {name} v{version} after its gate"):
+        candidate = get_version(client, name, version)
+        decision = candidate.tags.get(GATE_DECISION)
+        if decision not in (PASSED, "promoted"):
+            raise RegistryError(
+                f"{name} v{candidate.version}: gate decision is {decision or 'missing'}, not passed; "
+                f"promote it by hand with `hipo promote {name} {candidate.version} --reason ...`"
+            )
+        reasons = candidate.tags.get(GATE_REASONS, "").split("\n")
+        previous = _set_champion(client, name, candidate.version, _gate_reason(reasons))
+        client.set_model_version_tag(name, candidate.version, GATE_DECISION, "promoted")
+        return previous
 
 
 def promote(

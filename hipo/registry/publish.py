@@ -115,8 +115,16 @@ def _tracking(uri: str) -> Iterator[None]:
 
 
 def _experiment_id(client: MlflowClient, name: str) -> str:
+    """The experiment's id, created if missing. With a SQLite store (the local default) its artifacts
+    go beside the database file, not into the working directory."""
     experiment = client.get_experiment_by_name(name)
-    return experiment.experiment_id if experiment else client.create_experiment(name)
+    if experiment:
+        return experiment.experiment_id
+    uri = client.tracking_uri
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / name).resolve().as_uri()
+    return client.create_experiment(name, artifact_location=location)
 
 
 def _publish(
@@ -166,8 +174,10 @@ def register(
     data_hash: str = "",
     reports: Sequence[str | Path] = (),
     tracking_uri: str | None = None,
+    promote: bool = True,
 ) -> Registration:
-    """Log a run, register ``model_dir`` as a new version (alias ``challenger``), apply the promotion gate.
+    """Log a run, register ``model_dir`` as a new version (alias ``challenger``), apply the promotion gate
+    (``promote=False``: record the decision only; the pipeline promotes in a step of its own).
 
     Idempotent per ``pipeline_run_id``: a second call finds the version the first registered (by its
     tag), logs nothing new and returns the recorded gate decision (or finishes an interrupted gate).
@@ -193,5 +203,5 @@ def register(
                 version = _publish(client, config, _floats(metrics), checkpoint, lineage, reports)
         if not found or GATE_DECISION not in version.tags:
             client.set_registered_model_alias(name, CHALLENGER, version.version)
-        decision = apply_gate(client, name, version.version, config.registry)
+        decision = apply_gate(client, name, version.version, config.registry, promote)
     return Registration(name, version.version, version.run_id, not found, decision)

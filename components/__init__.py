@@ -1,0 +1,25 @@
+"""KFP components, one module per DAG step. Each is a thin lightweight component on the project's step
+image: it imports ``hipo`` inside its body and calls one function of :mod:`hipo.steps`."""
+
+from components.compare_arms import compare_arms
+from components.evaluate import evaluate
+from components.generate_hybrid_data import generate_hybrid_data
+from components.hipo_rl import hipo_rl
+from components.prepare import prepare
+from components.register import promote, register
+from components.run_summary import run_summary
+from components.sft import sft
+from components.validate_data import validate_data
+
+__all__ = [
+    "compare_arms",
+    "evaluate",
+    "generate_hybrid_data",
+    "hipo_rl",
+    "prepare",
+    "promote",
+    "register",
+    "run_summary",
+    "sft",
+    "validate_data",
+]

@@ -1,0 +1,24 @@
+"""What every component shares: the step image and no package installs at run time."""
+
+from functools import partial
+
+from kfp import dsl
+
+from hipo.images import STEP_IMAGE
+
+# The image already holds hipo and kfp: nothing is pip-installed when a step starts.
+component = partial(dsl.component, base_image=STEP_IMAGE, install_kfp_package=False)
+
+# Training steps launch a TrainJob: the resources, env, volumes, node selector and tolerations set on
+# their task go to the job's pods, not to the launcher's own pod (env goes to both).
+training_component = partial(
+    component,
+    task_config_passthroughs=[
+        dsl.TaskConfigField.RESOURCES,
+        dsl.TaskConfigField.KUBERNETES_TOLERATIONS,
+        dsl.TaskConfigField.KUBERNETES_NODE_SELECTOR,
+        dsl.TaskConfigField.KUBERNETES_AFFINITY,
+        dsl.TaskConfigField.KUBERNETES_VOLUMES,
+        dsl.TaskConfigPassthrough(field=dsl.TaskConfigField.ENV, apply_to_task=True),
+    ],
+)

@@ -1,0 +1,34 @@
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+
+from components._base import component
+
+
+@component()
+def compare_arms(
+    config: Input[Artifact],
+    dataset: Input[Dataset],
+    cold_start_on: Input[Model],
+    cold_start_on_grpo: Input[Model],
+    cold_start_mix: Input[Model],
+    cold_start_mix_grpo: Input[Model],
+    cold_start_mix_hipo: Input[Model],
+    report: Output[HTML],
+    summary: Output[Markdown],
+    results: Output[Artifact],
+    metrics: Output[Metrics],
+):
+    """The paper's comparison: the five arms on the same benchmarks, relative to Cold-Start (on)."""
+    from hipo import steps
+
+    models = {
+        "Cold-Start (on)": cold_start_on.path,
+        "Cold-Start (on)+GRPO": cold_start_on_grpo.path,
+        "Cold-Start (mix)": cold_start_mix.path,
+        "Cold-Start (mix)+GRPO": cold_start_mix_grpo.path,
+        "Cold-Start (mix)+HiPO": cold_start_mix_hipo.path,
+    }
+    values = steps.evaluate(
+        config.path, models, dataset.path, results.path, "Cold-Start (on)", report.path, summary.path
+    )
+    for key, value in values.items():
+        metrics.log_metric(key, value)

@@ -1,0 +1,66 @@
+"""Evaluate several models on the configured benchmarks and write one report comparing them.
+
+What ``hipo evaluate`` and the pipeline's evaluate step both call.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hipo.config import ConfigError, RunConfig
+from hipo.evaluate.benchmarks import labels_from_dataset, load_benchmarks
+from hipo.evaluate.metrics import EvalResult
+from hipo.evaluate.report import write_report
+from hipo.evaluate.runner import evaluate_model
+
+if TYPE_CHECKING:
+    from hipo.engines.base import Engine
+
+
+def engine_for(model: str, config: RunConfig) -> Engine:
+    """The scripted teacher (``model="scripted"``), or a checkpoint served by ``config.eval.engine``."""
+    if model == "scripted":
+        from hipo.engines import ScriptedEngine
+
+        return ScriptedEngine(seed=config.seed)
+    if config.eval.engine == "vllm":
+        from hipo.engines.vllm_engine import VLLMEngine
+
+        return VLLMEngine(model, seed=config.seed)
+    import torch
+
+    from hipo.engines.hf import HFEngine
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return HFEngine(model, batch_size=config.eval.batch_size, device=device, seed=config.seed)
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
+
+
+def evaluate_models(
+    config: RunConfig,
+    models: dict[str, str],
+    out_dir: str | Path,
+    labels: str | Path | None = None,
+    title: str = "HiPO evaluation",
+    baseline: str = "Cold-Start (on)",
+    primary: str | None = None,
+) -> tuple[dict[str, EvalResult], dict[str, str]]:
+    """Score each ``{display name: model}`` into ``out_dir/models/<slug>`` (resumable), then write
+    report.html, summary.md and metrics.json (the ``primary`` model's, relative to ``baseline``).
+    ``labels``: a dataset with preferred modes, for mode-choice accuracy. Returns results and files."""
+    slugs = [slug(name) for name in models]
+    if not models or len(set(slugs)) != len(slugs):
+        raise ConfigError(f"give each model a distinct display name, got {list(models)}")
+    benchmarks = load_benchmarks(config.eval, config.seed)
+    label_map = labels_from_dataset(labels) if labels else None
+    results = {}
+    for (name, model), model_slug in zip(models.items(), slugs, strict=True):
+        out = Path(out_dir) / "models" / model_slug
+        results[name] = evaluate_model(engine_for(model, config), benchmarks, config, out, labels=label_map)
+    files = write_report(results, out_dir, title=title, baseline=baseline, primary=primary)
+    return results, files

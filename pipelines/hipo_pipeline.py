@@ -1,0 +1,208 @@
+"""The HiPO DAG: prepare → generate_hybrid_data → validate_data → sft → hipo_rl → evaluate → register
+(→ promote when the gate passes), inside an exit handler that writes a run summary.
+
+``build_pipeline(None)`` is what ``hipo run`` executes with kfp.local; ``build_pipeline(settings)``
+adds what only a cluster understands (GPU requests, node selectors, tolerations, /dev/shm, Secrets)
+and is what ``hipo compile`` writes. Every user knob is a typed parameter whose default is the run
+configuration's (hipo.parameters).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kfp import dsl
+
+from components import (
+    compare_arms,
+    evaluate,
+    generate_hybrid_data,
+    hipo_rl,
+    prepare,
+    promote,
+    register,
+    run_summary,
+    sft,
+    validate_data,
+)
+from hipo.parameters import PARAMETERS
+from hipo.parameters import default as d
+
+PIPELINE_NAME = "hipo-pipeline"
+ARMS = ("hipo", "baseline", "all")  # main line only; + Cold-Start (on) as baseline; the paper's five arms
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Kubernetes settings applied only when compiling for a cluster (kfp.local ignores them)."""
+
+    accelerator: str = "nvidia.com/gpu"
+    gpu_node_selector: dict[str, str] = field(default_factory=lambda: {"nvidia.com/gpu.present": "true"})
+    gpu_tolerations: tuple[dict[str, str], ...] = (
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+    )
+    image_pull_secrets: tuple[str, ...] = ()
+    shm_size: str = "16Gi"
+
+
+S3_KEYS = {"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"}
+
+
+def _retry(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Steps that call remote services (teacher/judge endpoints, MLflow) retry with backoff."""
+    return task.set_retry(num_retries=3, backoff_duration="60s", backoff_factor=2.0)
+
+
+def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]:
+    """The pipeline function; with ``cluster`` the cluster-only settings are applied to its tasks."""
+    from kfp import kubernetes
+
+    def on_cluster(task: dsl.PipelineTask, s3_secret: Any, api_key_secret: Any, gpus: Any) -> None:
+        if cluster is None:
+            return
+        kubernetes.use_secret_as_env(task, s3_secret, S3_KEYS)
+        kubernetes.use_secret_as_env(
+            task, api_key_secret, {"OPENAI_API_KEY": "OPENAI_API_KEY"}, optional=True
+        )
+        if cluster.image_pull_secrets:
+            kubernetes.set_image_pull_secrets(task, list(cluster.image_pull_secrets))
+        if gpus is None:
+            return
+        task.set_accelerator_type(cluster.accelerator).set_accelerator_limit(gpus)
+        kubernetes.add_node_selector_json(task, cluster.gpu_node_selector)
+        for toleration in cluster.gpu_tolerations:
+            kubernetes.add_toleration(task, **toleration)
+        kubernetes.empty_dir_mount(task, "dshm", "/dev/shm", medium="Memory", size_limit=cluster.shm_size)
+
+    @dsl.pipeline(name=PIPELINE_NAME, description="HiPO: train an LLM to decide when to think")
+    def hipo_pipeline(
+        seed: int = d("seed"),
+        base_model: str = d("base_model"),
+        task: str = d("task"),
+        datasets: list = d("datasets"),  # noqa: B008 (a fresh list per call, as KFP reads it)
+        train_size: int = d("train_size"),
+        eval_size: int = d("eval_size"),
+        teacher: str = d("teacher"),
+        teacher_model: str = d("teacher_model"),
+        teacher_url: str = d("teacher_url"),
+        teacher_endpoint_model: str = d("teacher_endpoint_model"),
+        judge: str = d("judge"),
+        judge_url: str = d("judge_url"),
+        judge_model: str = d("judge_model"),
+        samples_per_mode: int = d("samples_per_mode"),
+        delta: float = d("delta"),
+        sft_steps: int = d("sft_steps"),
+        rl_algorithm: str = d("rl_algorithm"),
+        rl_steps: int = d("rl_steps"),
+        group_size: int = d("group_size"),
+        omega: float = d("omega"),
+        gamma: float = d("gamma"),
+        launch_backend: str = d("launch_backend"),
+        nodes: int = d("nodes"),
+        gpus_per_node: int = d("gpus_per_node"),
+        work_uri: str = d("work_uri"),
+        benchmarks: list = d("benchmarks"),  # noqa: B008
+        eval_problems: int = d("eval_problems"),
+        model_name: str = d("model_name"),
+        max_accuracy_drop: float = d("max_accuracy_drop"),
+        max_token_increase: float = d("max_token_increase"),
+        max_think_rate_increase: float = d("max_think_rate_increase"),
+        arms: str = "hipo",
+        s3_secret: str = "hipo-s3",
+        api_key_secret: str = "hipo-judge",
+        config_yaml: str = "",
+        config_overrides: list = [],  # noqa: B006 (KFP reads the default from the signature)
+    ):
+        values = {name: value for name, value in locals().items() if name in PARAMETERS}
+        run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+
+        def remote(task: dsl.PipelineTask, gpus: Any = None, cache: bool = False) -> dsl.PipelineTask:
+            """Cluster settings, and caching only for the deterministic CPU steps."""
+            on_cluster(task, s3_secret, api_key_secret, gpus)
+            return task.set_caching_options(cache)
+
+        summary = remote(run_summary())
+        with dsl.ExitHandler(summary, name="hipo-run"):
+            prep = remote(
+                prepare(**values, config_yaml=config_yaml, config_overrides=config_overrides), cache=True
+            )
+            config = prep.outputs["config"]
+            data = _retry(
+                remote(generate_hybrid_data(config=config, prompts=prep.outputs["prompts"]), cache=True)
+            )
+            dataset = data.outputs["dataset"]
+            gate = remote(validate_data(config=config, dataset=dataset), cache=True)
+            sft_mix = remote(
+                sft(config=config, dataset=dataset, cold_start_set="mix", run_id=run_id), gpus_per_node
+            ).after(gate)
+            rl = remote(
+                hipo_rl(
+                    config=config, policy=sft_mix.outputs["model"], algorithm=rl_algorithm, run_id=run_id
+                ),
+                gpus_per_node,
+            )
+            scores = remote(
+                evaluate(
+                    config=config,
+                    dataset=dataset,
+                    baseline=sft_mix.outputs["model"],
+                    baseline_name="Cold-Start (mix)",
+                    candidate=rl.outputs["model"],
+                )
+            )
+            version = _retry(
+                remote(
+                    register(
+                        config=config,
+                        model=rl.outputs["model"],
+                        results=scores.outputs["results"],
+                        dataset=dataset,
+                        run_id=run_id,
+                    )
+                )
+            )
+            with dsl.If(version.outputs["gate_passed"] == True, name="gate-passed"):  # noqa: E712
+                _retry(remote(promote(config=config, version=version.outputs["version"])))
+            with dsl.If(arms != "hipo", name="comparison-arms"):
+                sft_on = remote(
+                    sft(config=config, dataset=dataset, cold_start_set="on", run_id=run_id), gpus_per_node
+                ).after(gate)
+                with dsl.If(arms == "all", name="five-arms"):
+                    grpo_on = remote(
+                        hipo_rl(
+                            config=config, policy=sft_on.outputs["model"], algorithm="grpo", run_id=run_id
+                        ),
+                        gpus_per_node,
+                    )
+                    grpo_mix = remote(
+                        hipo_rl(
+                            config=config, policy=sft_mix.outputs["model"], algorithm="grpo", run_id=run_id
+                        ),
+                        gpus_per_node,
+                    )
+                    remote(
+                        compare_arms(
+                            config=config,
+                            dataset=dataset,
+                            cold_start_on=sft_on.outputs["model"],
+                            cold_start_on_grpo=grpo_on.outputs["model"],
+                            cold_start_mix=sft_mix.outputs["model"],
+                            cold_start_mix_grpo=grpo_mix.outputs["model"],
+                            cold_start_mix_hipo=rl.outputs["model"],
+                        )
+                    )
+                with dsl.Else(name="against-cold-start-on"):
+                    remote(
+                        evaluate(
+                            config=config,
+                            dataset=dataset,
+                            baseline=sft_on.outputs["model"],
+                            baseline_name="Cold-Start (on)",
+                            candidate=rl.outputs["model"],
+                        )
+                    ).set_display_name("evaluate-vs-cold-start-on")
+
+    return hipo_pipeline
+
+
+hipo_pipeline = build_pipeline()

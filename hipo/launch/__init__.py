@@ -1,0 +1,132 @@
+"""The training launcher: one call that runs a training stage where ``config.launch`` says.
+
+``run_training(stage, cli_args, config, out_dir, run_id, task_config)`` runs ``hipo train STAGE`` with
+``cli_args`` (its options other than ``--config`` and ``--out``, e.g. ``["--data", path]``) and returns
+the local directory of the final model: ``out_dir`` for sft, ``out_dir/final`` for rl.
+
+- ``local``: in this process, or under torchrun with ``launch.procs_per_node`` CPU processes.
+- ``trainjob`` / ``pytorchjob``: uploads the run configuration and any local ``--data``/``--policy``/
+  ``--base`` input to ``launch.work_uri``, runs the job there (``hipo.launch.kube``), then downloads the
+  final model from ``{work_uri}/{job name}`` into ``out_dir``. The job name is derived from ``run_id``
+  and the stage, so a retried step re-attaches to its job instead of starting another.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hipo import storage
+from hipo.config import RunConfig
+from hipo.images import TRAIN_IMAGE
+from hipo.launch.kube import JOB_KINDS, JobRunner, LaunchError, StepCancelled, api_client, cancel_on_sigterm
+from hipo.launch.local import run_local
+from hipo.launch.manifests import JobSpec, Stage, apply_task_config, job_name, pytorchjob, trainjob
+
+__all__ = ["LaunchError", "StepCancelled", "job_spec", "run_training"]
+
+INPUT_FLAGS = ("--data", "--policy", "--base")  # options whose local paths the pods cannot see
+
+
+def _final_dir(stage: Stage, out_dir: Path) -> Path:
+    return out_dir if stage == "sft" else out_dir / "final"
+
+
+def run_training(
+    stage: Stage,
+    cli_args: Sequence[str],
+    config: RunConfig,
+    out_dir: str | Path,
+    run_id: str,
+    task_config: Any = None,
+) -> Path:
+    """Run ``hipo train STAGE`` per ``config.launch``; return the local final model directory.
+
+    ``task_config``: the ``dsl.TaskConfig`` KFP passed to the calling component (cluster backends
+    merge its resources, env, volumes, node selector, tolerations and affinity into the job).
+    """
+    if stage not in ("sft", "rl"):
+        raise LaunchError(f"unknown training stage {stage!r}: expected 'sft' or 'rl'")
+    out_dir = Path(out_dir)
+    if config.launch.backend == "local":
+        with tempfile.TemporaryDirectory(prefix="hipo-launch-") as tmp:
+            config_path = Path(tmp) / "config.yaml"
+            config_path.write_text(config.to_yaml(), encoding="utf-8")
+            args = ["train", stage, "--config", str(config_path), *cli_args, "--out", str(out_dir)]
+            run_local(args, config.launch.procs_per_node)
+    else:
+        _run_on_cluster(stage, cli_args, config, out_dir, run_id, task_config)
+    final = _final_dir(stage, out_dir)
+    if not (final / "config.json").is_file():
+        raise LaunchError(
+            f"training finished but left no model in {final} (no config.json): see the log above"
+        )
+    return final
+
+
+def job_spec(stage: Stage, entry_args: Sequence[str], config: RunConfig, run_id: str) -> JobSpec:
+    """The job for ``stage`` as ``config.launch`` describes it (before any KFP TaskConfig)."""
+    launch = config.launch
+    return JobSpec(
+        name=job_name(stage, run_id),
+        namespace=launch.namespace,
+        stage=stage,
+        run_id=run_id,
+        args=tuple(entry_args),
+        image=launch.image or TRAIN_IMAGE,
+        runtime=launch.runtime,
+        nodes=launch.nodes,
+        gpus_per_node=launch.gpus_per_node,
+        procs_per_node=launch.procs_per_node,
+        # TrainJob cannot add envFrom: its ClusterTrainingRuntime declares these Secrets itself
+        env_from_secrets=launch.env_secrets if launch.backend == "pytorchjob" else (),
+        service_account=launch.service_account,
+        deadline_s=launch.deadline_s,
+    )
+
+
+def _stage_inputs(cli_args: Sequence[str], inputs_uri: str) -> list[str]:
+    """``cli_args`` with each local input path uploaded under ``inputs_uri`` and replaced by its URI."""
+    args = list(cli_args)
+    for i, arg in enumerate(args[:-1]):
+        path = Path(args[i + 1])
+        if arg in INPUT_FLAGS and not args[i + 1].startswith("s3://") and path.exists():
+            target = f"{inputs_uri}/{arg.lstrip('-')}"
+            if path.is_dir():
+                storage.upload_dir(path, target)
+            else:
+                target = f"{target}/{path.name}"
+                storage.write_bytes(target, path.read_bytes())
+            args[i + 1] = target
+    return args
+
+
+def _run_on_cluster(
+    stage: Stage, cli_args: Sequence[str], config: RunConfig, out_dir: Path, run_id: str, task_config: Any
+) -> None:
+    launch = config.launch
+    if not launch.work_uri.startswith("s3://"):
+        raise LaunchError(
+            f"launch.backend={launch.backend} needs launch.work_uri, an s3:// prefix that both this step and "
+            f"the training pods can reach (got {launch.work_uri!r})"
+        )
+    name = job_name(stage, run_id)
+    work = launch.work_uri.rstrip("/")
+    out_uri, inputs_uri = f"{work}/{name}", f"{work}/inputs/{name}"
+    storage.write_bytes(f"{inputs_uri}/config.yaml", config.to_yaml().encode())
+    entry = [stage, "--config-uri", f"{inputs_uri}/config.yaml", "--out-uri", out_uri, "--"]
+    spec = apply_task_config(
+        job_spec(stage, [*entry, *_stage_inputs(cli_args, inputs_uri)], config, run_id), task_config
+    )
+    body = trainjob(spec) if launch.backend == "trainjob" else pytorchjob(spec)
+    runner = JobRunner(api_client(), JOB_KINDS[launch.backend], launch.namespace, launch.deadline_s)
+    with cancel_on_sigterm():
+        runner.run(body)
+    if stage == "sft":
+        storage.download_prefix(out_uri, out_dir)
+    else:
+        storage.download_prefix(f"{out_uri}/final", out_dir / "final")
+        if storage.exists(f"{out_uri}/metrics.jsonl"):
+            (out_dir / "metrics.jsonl").write_bytes(storage.read_bytes(f"{out_uri}/metrics.jsonl"))

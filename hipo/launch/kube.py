@@ -1,0 +1,354 @@
+"""Run one training job on a cluster: create it (or re-attach to it), watch it to the end, explain failures.
+
+The watch survives dropped connections (it resumes from the last resourceVersion it saw) and expired
+history (410 Gone: it lists the job again and watches from the list's resourceVersion). A deadline
+bounds the whole wait. When the step is cancelled (KFP sends SIGTERM; see ``cancel_on_sigterm``) or the
+deadline passes, the job is deleted so it does not hold GPUs. Only the API calls in
+``hipo.launch.permissions.LAUNCHER_RULES`` are made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from hipo.config import KubeEnv, kube_env
+from hipo.launch.manifests import JOB_LABEL, PYTORCH_CONTAINER, REPLICATED_JOB
+
+LOG_TAIL_LINES = 50
+MAX_EVENTS = 10
+WATCH_TIMEOUT_S = 300  # server-side end of one watch request; the loop then resumes it
+_RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class LaunchError(RuntimeError):
+    """A training job could not be created, failed, or ran out of time; the message says why."""
+
+
+class StepCancelled(BaseException):
+    """The step was asked to stop (SIGTERM); a BaseException so that no ``except Exception`` eats it."""
+
+
+@dataclass(frozen=True)
+class JobKind:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    container: str  # the training container, for logs
+
+
+TRAINJOB = JobKind("trainer.kubeflow.org", "v1alpha1", "trainjobs", "TrainJob", REPLICATED_JOB)
+PYTORCHJOB = JobKind("kubeflow.org", "v1", "pytorchjobs", "PyTorchJob", PYTORCH_CONTAINER)
+JOB_KINDS = {"trainjob": TRAINJOB, "pytorchjob": PYTORCHJOB}
+
+
+@dataclass(frozen=True)
+class JobState:
+    phase: str  # Succeeded, Failed, or the latest non-terminal condition (Created, Running, ...)
+    reason: str = ""
+    message: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+
+def job_state(obj: dict[str, Any]) -> JobState:
+    """The phase of a TrainJob (conditions Complete/Failed/Suspended, child jobs in jobsStatus) or a
+    PyTorchJob (conditions Created/Running/Restarting/Succeeded/Failed)."""
+    status = obj.get("status") or {}
+    true = [c for c in status.get("conditions") or [] if c.get("status") == "True"]
+    by_type = {c.get("type"): c for c in true}
+    for kind, phase in (("Failed", "Failed"), ("Complete", "Succeeded"), ("Succeeded", "Succeeded")):
+        if kind in by_type:
+            c = by_type[kind]
+            return JobState(phase, c.get("reason", ""), c.get("message", ""))
+    if "Suspended" in by_type:
+        return JobState("Suspended", by_type["Suspended"].get("reason", ""))
+    if any(j.get("active") or j.get("ready") for j in status.get("jobsStatus") or []):
+        return JobState("Running")
+    if true:
+        return JobState(true[-1].get("type", "Created"), true[-1].get("reason", ""))
+    return JobState("Created")
+
+
+def api_client(env: KubeEnv | None = None) -> Any:
+    """A kubernetes ApiClient: the pod's service account in a cluster, else the kubeconfig."""
+    from kubernetes import client, config
+
+    env = env or kube_env()
+    configuration = client.Configuration()
+    try:
+        if env.in_cluster:
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            config.load_kube_config(config_file=env.kubeconfig, client_configuration=configuration)
+    except (config.ConfigException, OSError) as error:
+        where = "the pod's service account" if env.in_cluster else (env.kubeconfig or "~/.kube/config")
+        raise LaunchError(
+            f"cannot load Kubernetes credentials from {where}: {error}. Set KUBECONFIG to a kubeconfig for "
+            "the cluster, or set launch.backend=local to train in this process"
+        ) from None
+    return client.ApiClient(configuration)
+
+
+@contextlib.contextmanager
+def cancel_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into ``StepCancelled`` in the main thread while the block runs (KFP cancels a step
+    by terminating its pod); elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise StepCancelled(f"received signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _api_problem(error: Any, action: str) -> str:
+    reason = getattr(error, "reason", "") or ""
+    body = getattr(error, "body", "") or ""
+    hint = {
+        401: "the credentials were refused: refresh the kubeconfig or the service-account token",
+        403: "the service account lacks this permission: apply manifests/ (Role hipo-launcher)",
+        404: "the API is not served here: is Kubeflow Trainer (or the Training Operator) installed?",
+    }.get(getattr(error, "status", 0), "")
+    return f"{action} failed: HTTP {getattr(error, 'status', '?')} {reason} {body}".strip() + (
+        f" ({hint})" if hint else ""
+    )
+
+
+class JobRunner:
+    """Creates, watches and (on cancel or deadline) deletes one training job of ``kind``."""
+
+    def __init__(
+        self,
+        api: Any,
+        kind: JobKind,
+        namespace: str,
+        deadline_s: float,
+        say: Callable[[str], None] = _say,
+        watch_timeout_s: int = WATCH_TIMEOUT_S,
+    ) -> None:
+        from kubernetes import client
+
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.kind, self.namespace, self.deadline_s = kind, namespace, deadline_s
+        self.say, self.watch_timeout_s = say, watch_timeout_s
+        self._last_phase: str | None = None
+        self._last_pods: str | None = None
+
+    def _ref(self) -> dict[str, str]:
+        k = self.kind
+        return {"group": k.group, "version": k.version, "namespace": self.namespace, "plural": k.plural}
+
+    def run(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create ``body`` (or attach to the job of that name) and return it once it has succeeded."""
+        from kubernetes.client.rest import ApiException
+
+        name = body["metadata"]["name"]
+        deadline = time.monotonic() + self.deadline_s
+        try:
+            obj = self._create_or_attach(body, deadline)
+            return self._wait(name, obj, deadline)
+        except (StepCancelled, KeyboardInterrupt):
+            self.say(f"{self.kind.kind} {name}: step cancelled, deleting the job")
+            self.delete(name)
+            raise
+        except TimeoutError:
+            self.delete(name)
+            raise LaunchError(
+                f"{self.kind.kind} {self.namespace}/{name} did not finish within {self.deadline_s:g} s "
+                f"(launch.deadline_s; last phase {self._last_phase}): the job was deleted. Raise the "
+                "deadline or reduce the training steps"
+            ) from None
+        except ApiException as error:
+            raise LaunchError(
+                f"{self.kind.kind} {self.namespace}/{name}: {_api_problem(error, 'a call')}"
+            ) from None
+
+    def delete(self, name: str) -> None:
+        """Delete the job and (foreground) its pods; a job that is already gone is fine."""
+        from kubernetes.client.rest import ApiException
+
+        try:
+            self.custom.delete_namespaced_custom_object(
+                **self._ref(), name=name, body={"propagationPolicy": "Foreground"}
+            )
+            self.say(f"{self.kind.kind} {name}: deleted")
+        except ApiException as error:
+            if error.status != 404:
+                self.say(f"{self.kind.kind} {name}: could not delete it: {_api_problem(error, 'delete')}")
+
+    def _create_or_attach(self, body: dict[str, Any], deadline: float) -> dict[str, Any]:
+        from kubernetes.client.rest import ApiException
+
+        name = body["metadata"]["name"]
+        try:
+            obj = self.custom.create_namespaced_custom_object(**self._ref(), body=body)
+            self.say(f"{self.kind.kind} {self.namespace}/{name}: created")
+            return obj
+        except ApiException as error:
+            if error.status != 409:
+                raise LaunchError(
+                    f"creating {self.kind.kind} {name}: {_api_problem(error, 'create')}"
+                ) from None
+        existing = self.custom.get_namespaced_custom_object(**self._ref(), name=name)
+        state = job_state(existing)
+        if state.phase != "Failed":
+            self.say(f"{self.kind.kind} {name}: already exists ({state.phase}), attaching to it")
+            return existing
+        self.say(f"{self.kind.kind} {name}: a previous attempt failed ({state.reason}); replacing it")
+        self.delete(name)
+        self._wait_gone(name, deadline)
+        return self._create_or_attach(body, deadline)
+
+    def _wait_gone(self, name: str, deadline: float) -> None:
+        from kubernetes.client.rest import ApiException
+
+        while True:
+            try:
+                self.custom.get_namespaced_custom_object(**self._ref(), name=name)
+            except ApiException as error:
+                if error.status == 404:
+                    return
+                raise
+            if time.monotonic() > deadline:
+                raise TimeoutError
+            time.sleep(0.5)
+
+    def _relist(self, name: str) -> tuple[dict[str, Any], str]:
+        listed = self.custom.list_namespaced_custom_object(
+            **self._ref(), field_selector=f"metadata.name={name}"
+        )
+        if not listed.get("items"):
+            raise LaunchError(f"{self.kind.kind} {self.namespace}/{name} was deleted while the step waited")
+        return listed["items"][0], listed["metadata"]["resourceVersion"]
+
+    def _wait(self, name: str, obj: dict[str, Any], deadline: float) -> dict[str, Any]:
+        """Watch ``name`` from ``obj``'s resourceVersion until it finishes; resumes dropped watches."""
+        import urllib3
+        from kubernetes import watch
+        from kubernetes.client.rest import ApiException
+
+        rv = obj["metadata"]["resourceVersion"]
+        failures = 0
+        while True:
+            if self._observe(name, obj):
+                return obj
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            window = max(1, min(int(remaining) + 1, self.watch_timeout_s))
+            try:
+                stream = watch.Watch().stream(
+                    self.custom.list_namespaced_custom_object, **self._ref(),
+                    field_selector=f"metadata.name={name}", resource_version=rv, allow_watch_bookmarks=True,
+                    timeout_seconds=window, _request_timeout=(10, window + 30),
+                )  # fmt: skip
+                for event in stream:
+                    failures = 0
+                    rv = event["raw_object"]["metadata"]["resourceVersion"]
+                    if event["type"] == "DELETED":
+                        raise LaunchError(
+                            f"{self.kind.kind} {self.namespace}/{name} was deleted by someone else"
+                        )
+                    if event["type"] != "BOOKMARK":
+                        obj = event["raw_object"]
+                        if self._observe(name, obj):
+                            return obj
+                    if time.monotonic() > deadline:
+                        raise TimeoutError
+            except ApiException as error:
+                if error.status != 410:
+                    raise
+                self.say(f"{self.kind.kind} {name}: watch history expired (410 Gone), listing again")
+                obj, rv = self._relist(name)
+            except (urllib3.exceptions.HTTPError, ConnectionError) as error:
+                pause = _RECONNECT_BACKOFF_S[min(failures, len(_RECONNECT_BACKOFF_S) - 1)]
+                failures += 1
+                self.say(f"{self.kind.kind} {name}: watch connection lost ({type(error).__name__}), resuming")
+                time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+
+    def _observe(self, name: str, obj: dict[str, Any]) -> bool:
+        """Report phase and pod changes; True when the job succeeded, LaunchError when it failed."""
+        state = job_state(obj)
+        if state.phase != self._last_phase:
+            detail = f" ({state.reason}: {state.message})" if state.reason or state.message else ""
+            self.say(f"{self.kind.kind} {name}: {state.phase}{detail}")
+            self._last_phase = state.phase
+        pods = self._pods(name)
+        counts = ", ".join(f"{n} {p}" for p, n in sorted(Counter(p.status.phase for p in pods).items()))
+        if counts and counts != self._last_pods:
+            self.say(f"{self.kind.kind} {name}: pods {counts}")
+            self._last_pods = counts
+        if state.phase == "Failed":
+            raise LaunchError(self._explain_failure(name, state, pods))
+        return state.phase == "Succeeded"
+
+    def _pods(self, name: str) -> list[Any]:
+        return self.core.list_namespaced_pod(self.namespace, label_selector=f"{JOB_LABEL}={name}").items
+
+    def _explain_failure(self, name: str, state: JobState, pods: list[Any]) -> str:
+        """The job's failure condition, the log tail of its failed pods, and recent events."""
+        from kubernetes.client.rest import ApiException
+
+        lines = [f"{self.kind.kind} {self.namespace}/{name} failed: {state.reason}: {state.message}"]
+        failed = [p for p in pods if _pod_failed(p)] or pods
+        for pod in failed[:2]:
+            try:
+                log = self.core.read_namespaced_pod_log(
+                    pod.metadata.name,
+                    self.namespace,
+                    container=self.kind.container,
+                    tail_lines=LOG_TAIL_LINES,
+                )
+            except ApiException as error:
+                log = f"(no log: {_api_problem(error, 'reading the log')})"
+            lines += [f"--- last {LOG_TAIL_LINES} log lines of pod {pod.metadata.name} ---", log.rstrip()]
+        events = []
+        for involved in (name, *(p.metadata.name for p in failed[:2])):
+            try:
+                selector = f"involvedObject.name={involved}"
+                events += self.core.list_namespaced_event(self.namespace, field_selector=selector).items
+            except ApiException as error:
+                lines.append(f"(events unavailable: {_api_problem(error, 'listing events')})")
+                break
+        if events:
+            events.sort(key=_event_time)
+            lines.append("--- recent events ---")
+            lines += [
+                f"{e.type} {e.reason} {e.involved_object.kind}/{e.involved_object.name}: {e.message}"
+                for e in events[-MAX_EVENTS:]
+            ]
+        return "\n".join(lines)
+
+
+def _pod_failed(pod: Any) -> bool:
+    if pod.status.phase == "Failed":
+        return True
+    statuses = pod.status.container_statuses or []
+    return any(s.state and s.state.terminated and s.state.terminated.exit_code for s in statuses)
+
+
+def _event_time(event: Any) -> str:
+    when = event.last_timestamp or event.event_time or event.metadata.creation_timestamp
+    return when.isoformat() if when else ""

@@ -27,7 +27,7 @@ def _add_common(p: argparse.ArgumentParser, package: bool = True) -> None:
 
 def _cmd_submit(args: argparse.Namespace) -> int:
     run = remote.submit(args.host, args.package, args.params, args.experiment, args.run_name)
-    print(f"run {run.run_id} submitted")
+    print(f"run {run.run_id} submitted to experiment '{args.experiment}'")
     print(run.url)
     return 0
 

@@ -25,6 +25,8 @@ from typing import Any
 import kfp_server_api
 import urllib3
 import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
 
 DEFAULT_PACKAGE = Path("pipelines/compiled/hipo_pipeline.yaml")
 DEFAULT_EXPERIMENT = "hipo"
@@ -87,6 +89,10 @@ def read_package(package: str | Path) -> dict[str, Any]:
         raise RemoteError(f"pipeline package {path} is not valid YAML: {error}") from None
     if not isinstance(spec, dict) or "root" not in spec or "pipelineInfo" not in spec:
         raise RemoteError(f"{path} is not a compiled KFP pipeline (no root / pipelineInfo)")
+    try:
+        json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+    except json_format.ParseError as error:
+        raise RemoteError(f"{path} is not a valid KFP pipeline spec: {error}") from None
     return spec
 
 
@@ -274,11 +280,11 @@ class Session:
 
     def experiment_id(self, name: str, create: bool) -> str:
         with _calls(self.host, f"find experiment '{name}'"):
-            if create:
-                return self.client.create_experiment(name=name).experiment_id
             try:
+                if create:  # kfp gets the experiment by name, or creates it
+                    return self.client.create_experiment(name=name).experiment_id
                 return self.client.get_experiment(experiment_name=name).experiment_id
-            except ValueError as error:
+            except ValueError as error:  # none (when not creating), or several with this name
                 raise RemoteError(f"KFP at {self.host}: {error}") from None
 
     def recurring_runs(self, experiment_id: str | None = None, limit: int | None = None) -> list[Any]:

@@ -95,6 +95,9 @@ def test_packages_are_checked(tmp_path):
     (tmp_path / "other.yaml").write_text("kind: Deployment\n")
     with pytest.raises(RemoteError, match="is not a compiled KFP pipeline"):
         read_package(tmp_path / "other.yaml")
+    (tmp_path / "typo.yaml").write_text("pipelineInfo: {name: p}\nroot: {dag: {}}\nschemaVersoin: 2.1.0\n")
+    with pytest.raises(RemoteError, match=r"is not a valid KFP pipeline spec: .*schemaVersoin"):
+        read_package(tmp_path / "typo.yaml")
     (tmp_path / "broken.yaml").write_text("root: [\n")
     with pytest.raises(RemoteError, match="is not valid YAML"):
         read_package(tmp_path / "broken.yaml")

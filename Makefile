@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser smollm2 test test-all demo lint lock clean
+.PHONY: setup browser smollm2 test test-all demo lint lock clean images
 
 setup: $(VENV)/.installed
 
@@ -47,6 +47,18 @@ lint: setup
 
 demo: setup
 	$(BIN)/hipo demo
+
+# The step and train images, tagged as hipo/images.py names them (the tags the pipeline compiles with);
+# the version and the git commit become OCI labels. Push with `docker push` (README "Deploy on a cluster").
+image_ref = $(shell PYTHONPATH=. $(PY) -c 'import hipo.images as i; print(i.$(1))')
+IMAGE_VERSION = $(shell PYTHONPATH=. $(PY) -c 'import hipo; print(hipo.__version__)')
+IMAGE_REVISION = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGE_ARGS = --build-arg VERSION=$(IMAGE_VERSION) --build-arg REVISION=$(IMAGE_REVISION)
+
+images:
+	@docker info >/dev/null 2>&1 || { echo "make images: no Docker engine reachable (docker info failed$${DOCKER_HOST:+ at DOCKER_HOST=$$DOCKER_HOST}). Start one (dockerd, Docker Desktop, colima) or point DOCKER_HOST at one, then run make images again." >&2; exit 1; }
+	docker build -f images/step.Dockerfile -t $(call image_ref,STEP_IMAGE) $(IMAGE_ARGS) .
+	docker build -f images/train.Dockerfile -t $(call image_ref,TRAIN_IMAGE) $(IMAGE_ARGS) .
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs

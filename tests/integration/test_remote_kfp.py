@@ -88,6 +88,7 @@ def test_submit_sends_the_spec_and_typed_parameters(kfp_server, package, capsys)
 
     second = remote.submit(fake.url, package, ["must=y"], experiment="nightly")
     assert len(fake.experiments) == 1, "an existing experiment is reused, not created again"
+    assert second.experiment_id == experiment["experiment_id"]
     assert fake.runs[second.run_id]["runtime_config"]["parameters"] == {"must": "y"}
     assert fake.runs[second.run_id]["display_name"].startswith("tiny-remote ")
 

@@ -19,7 +19,7 @@
 FROM nvidia/cuda:13.0.1-runtime-ubuntu22.04 AS build
 COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
 ENV UV_NO_CACHE=1 UV_PYTHON_INSTALL_DIR=/opt/python UV_PYTHON_PREFERENCE=only-managed
-RUN uv python install 3.11.14 && uv venv --seed --python 3.11.14 /opt/venv
+RUN uv python install 3.11.14 && uv venv --python 3.11.14 /opt/venv
 WORKDIR /src
 COPY pyproject.toml requirements.lock README.md images/train.lock ./
 COPY hipo ./hipo

@@ -24,9 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("stage", choices=("sft", "rl"))
     parser.add_argument("--config-uri", required=True, help="the run configuration (YAML), s3:// or a path")
     parser.add_argument("--out-uri", required=True, help="where the final model is left, s3:// or a path")
-    parser.add_argument("train_args", nargs=argparse.REMAINDER, help="options of `hipo train STAGE`")
-    args = parser.parse_args(argv)
-    train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
+    argv = list(sys.argv[1:] if argv is None else argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    args, train_args = parser.parse_args(argv[:split]), argv[split + 1 :]  # after --: `hipo train` options
     work = Path(tempfile.mkdtemp(prefix=f"hipo-{args.stage}-"))
     config = work / "config.yaml"
     try:

@@ -1,0 +1,235 @@
+"""The cluster launcher against a loopback fake of the Kubernetes API (tests/fakes/k8s_api.py): success
+with the checkpoint collected through S3, failures explained, watches resumed, deadline, cancel,
+re-attach, and the RBAC rules it needs — exactly those in hipo/launch/permissions.py."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from fakes.k8s_api import FakeKubeAPI, failed, running, succeeded
+
+from hipo import storage
+from hipo.config import build_config
+from hipo.data.pipeline import generate_dataset
+from hipo.data.rationale import TemplateRationaleWriter
+from hipo.engines.scripted import ScriptedEngine
+from hipo.launch import LaunchError, run_training
+from hipo.launch.entry import main as pod_entry
+from hipo.launch.kube import JOB_KINDS, PYTORCHJOB, TRAINJOB, JobRunner, api_client
+from hipo.launch.manifests import JobSpec, job_name, pytorchjob, trainjob
+from hipo.launch.permissions import LAUNCHER_RULES
+from hipo.launch.validate import validate_pytorchjob, validate_trainer_object
+from hipo.tasks import get_task
+
+NS = "team-a"
+TINY_SFT = {
+    "model": {"tiny_hidden": 32, "tiny_layers": 1, "tiny_heads": 2},
+    "sft": {"steps": 2, "batch_size": 8, "eval_every": 2, "optim": {"micro_batch_size": 8}},
+}
+
+
+@pytest.fixture
+def kube(tmp_path, monkeypatch):
+    api = FakeKubeAPI().start()
+    monkeypatch.setenv("KUBECONFIG", str(api.write_kubeconfig(tmp_path / "kubeconfig", NS)))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    yield api
+    api.stop()
+
+
+@pytest.fixture(scope="module")
+def sft_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("launch-data")
+    config = build_config({"task": {"train_size": 40, "eval_size": 16}})
+    generate_dataset(config, get_task("arithmetic"), ScriptedEngine(seed=0), TemplateRationaleWriter(), out)
+    return out / "mix"
+
+
+def body_for(kind: str, name: str, **spec) -> dict:
+    job = JobSpec(name=name, namespace=NS, stage="sft", run_id=name, args=("sft",), image="train", **spec)
+    return trainjob(job) if kind == "trainjob" else pytorchjob(job)
+
+
+def runner(kind: str, deadline_s: float = 120, lines: list | None = None) -> JobRunner:
+    say = lines.append if lines is not None else print
+    return JobRunner(api_client(), JOB_KINDS[kind], NS, deadline_s, say=say)
+
+
+def arg(body: dict, flag: str) -> str:
+    args = (
+        body["spec"]["trainer"]["args"]
+        if body["kind"] == "TrainJob"
+        else (body["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["args"])
+    )
+    return args[args.index(flag) + 1]
+
+
+def test_trainjob_runs_the_pod_entry_and_the_checkpoint_comes_back(
+    kube, s3_prefix, sft_data, tmp_path, capsys
+):
+    config = build_config(
+        {
+            **TINY_SFT,
+            "launch": {"backend": "trainjob", "namespace": NS, "work_uri": s3_prefix, "deadline_s": 300},
+        }
+    )
+
+    def pods_train(api, key):  # what the node pod runs: torchrun -m hipo.launch.entry <args> (one rank)
+        try:
+            code = pod_entry(api.created[-1]["spec"]["trainer"]["args"][2:])
+        except Exception as error:  # the job fails with it instead of the test hanging
+            code = repr(error)
+        (succeeded() if code == 0 else failed("Error", f"the pod entry exited with {code}", ""))(api, key)
+
+    kube.script(job_name("sft", "run-1"), [running(pods=2), pods_train])
+    final = run_training("sft", ["--data", str(sft_data)], config, tmp_path / "model", "run-1")
+
+    assert final == tmp_path / "model" and (final / "config.json").is_file()
+    assert list(final.glob("*.safetensors")) and (final / "tokenizer_config.json").is_file()
+    [body] = kube.created
+    validate_trainer_object(body)
+    assert arg(body, "--data").startswith(f"{s3_prefix}/inputs/") and str(sft_data) not in json.dumps(body)
+    assert storage.read_bytes(arg(body, "--config-uri")).decode() == config.to_yaml()
+    assert arg(body, "--out-uri") == f"{s3_prefix}/{body['metadata']['name']}"
+    err = capsys.readouterr().err
+    for line in ("created", "TrainJob hipo-sft-run-1-", ": Running", "pods 2 Running", ": Succeeded"):
+        assert line in err, err
+
+
+def test_pytorchjob_rl_collects_final_and_metrics(kube, s3_prefix, tmp_path, tiny_model_dir):
+    config = build_config(
+        {"launch": {"backend": "pytorchjob", "namespace": NS, "work_uri": s3_prefix, "nodes": 2}}
+    )
+
+    def pods_train(api, key):  # rank 0 of the RL job leaves final/ and metrics.jsonl under --out-uri
+        out = arg(api.created[-1], "--out-uri")
+        storage.upload_dir(tiny_model_dir, f"{out}/final")
+        storage.write_bytes(f"{out}/metrics.jsonl", b'{"step": 1}\n')
+
+    kube.script(job_name("rl", "run-2"), [running(pods=2), succeeded(before=pods_train)])
+    final = run_training("rl", ["--policy", "s3://models/sft"], config, tmp_path / "rl", "run-2")
+    assert final == tmp_path / "rl" / "final" and (final / "config.json").is_file()
+    assert (tmp_path / "rl" / "metrics.jsonl").read_text() == '{"step": 1}\n'
+    [body] = kube.created
+    validate_pytorchjob(body)
+    assert arg(body, "--policy") == "s3://models/sft" and len(body["spec"]["pytorchReplicaSpecs"]) == 2
+
+
+@pytest.mark.parametrize("kind", ["trainjob", "pytorchjob"])
+def test_failure_carries_the_reason_the_log_tail_and_events(kube, kind):
+    log = "".join(f"step {i} loss 1.0\n" for i in range(80)) + "RuntimeError: CUDA out of memory\n"
+    kube.script(
+        "job-f", [running(), failed("BackoffLimitExceeded", "Job has reached the backoff limit", log)]
+    )
+    with pytest.raises(LaunchError) as caught:
+        runner(kind).run(body_for(kind, "job-f"))
+    message = str(caught.value)
+    assert (
+        f"{JOB_KINDS[kind].kind} {NS}/job-f failed: BackoffLimitExceeded: Job has reached the backoff limit"
+        in message
+    )
+    assert "RuntimeError: CUDA out of memory" in message and "step 79 loss" in message
+    assert "step 30 loss" not in message  # only the last 50 lines
+    assert "BackOff Pod/job-f-" in message and "JobFailed" in message
+
+
+def test_dropped_watches_resume_and_410_relists(kube):
+    kube.script("job-w", [running(), running(pods=2), succeeded()])
+    kube.drop_next_watch(after_events=1)
+    kube.drop_next_watch(after_events=1, compact=True)
+    lines: list[str] = []
+    final = runner("trainjob", lines=lines).run(body_for("trainjob", "job-w"))
+    assert final["status"]["conditions"][0]["type"] == "Complete"
+    assert sum("watch connection lost" in line for line in lines) == 2, lines
+    assert any("410 Gone" in line for line in lines), lines
+    verbs = [c.verb for c in kube.calls if c.resource == "trainjobs"]
+    assert verbs.count("watch") == 3 and verbs.count("list") == 1
+
+
+def test_deadline_deletes_the_job(kube):
+    kube.script("job-d", [running()])
+    with pytest.raises(LaunchError, match=r"job-d did not finish within 1 s .*launch.deadline_s.*deleted"):
+        runner("pytorchjob", deadline_s=1).run(body_for("pytorchjob", "job-d"))
+    assert kube.job("pytorchjobs", "job-d", NS) is None
+    assert kube.deletes == [("job-d", {"propagationPolicy": "Foreground"})]
+
+
+def test_sigterm_deletes_the_job_and_stops_the_step(kube, tmp_path):
+    kube.script("job-c", [running()])
+    script = textwrap.dedent(
+        """
+        import json, sys
+        from hipo.launch.kube import TRAINJOB, JobRunner, api_client, cancel_on_sigterm
+        with cancel_on_sigterm():
+            JobRunner(api_client(), TRAINJOB, sys.argv[2], 600).run(json.loads(sys.argv[1]))
+        """
+    )
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "kubeconfig")}
+    step = subprocess.Popen(
+        [sys.executable, "-c", script, json.dumps(body_for("trainjob", "job-c")), NS],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+
+        def watching():
+            job = kube.job("trainjobs", "job-c", NS)
+            return any(c.verb == "watch" for c in kube.calls) and bool(job and job.get("status"))
+
+        assert kube.wait_for(watching, timeout=60), "the launcher never started watching"
+        step.send_signal(signal.SIGTERM)
+        _, err = step.communicate(timeout=60)
+    finally:
+        step.kill()
+    assert step.returncode != 0 and "step cancelled, deleting the job" in err and "StepCancelled" in err
+    assert kube.job("trainjobs", "job-c", NS) is None and kube.deletes[0][0] == "job-c"
+
+
+def test_a_retried_step_reattaches_to_its_job(kube):
+    from kubernetes import client
+
+    kube.script("job-r", [running(), succeeded()])
+    api = client.CustomObjectsApi(api_client())
+    api.create_namespaced_custom_object(
+        TRAINJOB.group, TRAINJOB.version, NS, TRAINJOB.plural, body_for("trainjob", "job-r")
+    )
+    lines: list[str] = []
+    runner("trainjob", lines=lines).run(body_for("trainjob", "job-r"))
+    assert any("already exists" in line and "attaching" in line for line in lines), lines
+    assert [c.verb for c in kube.calls if c.resource == "trainjobs"][:3] == ["create", "create", "get"]
+    assert len(kube.created) == 1 and kube.deletes == []
+
+
+def test_a_retry_after_a_failed_attempt_replaces_the_job(kube):
+    kube.script("job-x", [failed("Failed", "rank 0 exited", "boom\n")])
+    kube.script("job-x", [running(), succeeded()])
+    with pytest.raises(LaunchError, match="rank 0 exited"):
+        runner("pytorchjob").run(body_for("pytorchjob", "job-x"))
+    lines: list[str] = []
+    runner("pytorchjob", lines=lines).run(body_for("pytorchjob", "job-x"))
+    assert any("previous attempt failed" in line for line in lines) and len(kube.created) == 2
+
+
+def test_the_launcher_uses_exactly_the_granted_rbac_rules(kube):
+    """Every path (create, re-attach, replace, watch resume, 410, failure diagnosis, cancel) on both
+    kinds: no call outside LAUNCHER_RULES, and no granted verb left unused."""
+    for kind in ("trainjob", "pytorchjob"):
+        kube.script("rbac-1", [running(), failed("Failed", "bad", "log\n")])
+        with pytest.raises(LaunchError):
+            runner(kind).run(body_for(kind, "rbac-1"))
+        kube.script("rbac-1", [running(), running(pods=2), succeeded()])
+        kube.drop_next_watch(after_events=1, compact=True)
+        runner(kind).run(body_for(kind, "rbac-1"))
+        kube.script("rbac-2", [running()])
+        with pytest.raises(LaunchError):
+            runner(kind, deadline_s=1).run(body_for(kind, "rbac-2"))
+    used = {(c.group, c.resource, c.verb) for c in kube.calls}
+    granted = {(r.api_group, r.resource, v) for r in LAUNCHER_RULES for v in r.verbs}
+    assert used - granted == set(), f"calls the Role does not grant: {sorted(used - granted)}"
+    assert granted - used == set(), (
+        f"granted but never used (drop them from the Role): {sorted(granted - used)}"
+    )
+    assert PYTORCHJOB.plural in {c.resource for c in kube.calls}

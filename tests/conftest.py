@@ -157,6 +157,16 @@ def fixed_response_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.Temp
 
 
 @pytest.fixture
+def deepspeed_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DeepSpeed, minus its CPU backend's JIT build of a shared-memory allreduce kernel (about 1.5 min,
+    ENVIRONMENT.md) that only speeds up CPU collectives: gloo does the same work. Skips without it."""
+    pytest.importorskip("deepspeed")
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("deepspeed.comm.torch"), "build_shm_op", lambda: None)
+
+
+@pytest.fixture
 def chat_server_factory() -> Iterator[Any]:
     """``start(**faults) -> FakeChatServer`` on a free loopback port; every server is stopped at teardown."""
     from fakes.chat_server import FakeChatServer

@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM
 
 from hipo.config import build_config, distributed_env
 from hipo.train import distributed
-from hipo.train.rl import make_optimizer, train_rl
+from hipo.train.rl import make_updater, train_rl
 from hipo.train.update import policy_update
 
 
@@ -24,9 +24,9 @@ def update(model_dir: str, out: str) -> None:
     batch = synthetic_batch(model.config.vocab_size, groups=4, group_size=4)
     mine = distributed.shard(list(range(batch.num_groups)), env)
     keep = torch.tensor([g in mine for g in range(batch.num_groups)])
-    config = build_config({"rl": {"ppo_epochs": 2, "optim": {"micro_batch_size": 3, "lr": 1e-3}}})
-    optimizer, scheduler = make_optimizer(model, config)
-    stats = policy_update(model, optimizer, scheduler, batch.select_groups(keep), config.rl, norm_len=16)
+    config = build_config({"rl": {"ppo_epochs": 2, "optim": {"micro_batch_size": 3, "lr": 5e-5}}})
+    updater = make_updater(config, env, model)
+    stats = policy_update(updater, batch.select_groups(keep), config.rl, norm_len=16)
     if distributed.is_main():
         params = torch.cat([p.detach().flatten() for p in model.parameters()])
         torch.save({"params": params, "stats": stats}, out)

@@ -1,10 +1,11 @@
-"""RL checkpoints: policy (save_pretrained + tokenizer), optimiser, scheduler, every rank's RNG states and
-the trainer state (step, data cursor, metrics tracker), under ``<dir>/step-NNNNNN``.
+"""RL checkpoints: policy (save_pretrained + tokenizer, gathered under ZeRO-3), the updater's optimiser and
+schedule (torch: ``optimizer.pt``; DeepSpeed: every rank's partition under ``deepspeed/``), every rank's
+RNG states and the trainer state (step, data cursor, metrics tracker), under ``<dir>/step-NNNNNN``.
 
 A checkpoint is written to a hidden temporary folder and renamed into place, so a killed run never
-leaves a half-written one behind; the last ``KEEP`` are kept. With a mirror (an s3:// or local prefix)
-each checkpoint is uploaded and ``latest.json`` there is rewritten last, so a fresh machine resumes
-from the newest complete upload.
+leaves a half-written one behind; the newest ``keep`` are kept locally. With a mirror (an s3:// or
+local prefix) each checkpoint is uploaded and ``latest.json`` there is rewritten last, so a fresh
+machine resumes from the newest complete upload.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from hipo import storage
 from hipo.config import ConfigError, DistributedEnv, RunConfig
 from hipo.train import distributed
 from hipo.train.models import Policy, save_policy
+from hipo.train.optim import Updater
 
-KEEP = 2
 STATE_FILE = "trainer_state.pt"
 META_FILE = "meta.json"
 LATEST = "latest.json"
@@ -110,25 +111,31 @@ def save(
     ckpt_dir: Path,
     step: int,
     policy: Policy,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
+    updater: Updater,
     trainer_state: dict[str, Any],
     meta: dict[str, Any],
+    keep: int,
     mirror: str | None = None,
 ) -> Path:
-    """Write checkpoint ``step`` (collective: every rank calls it; the main rank writes). Returns its path."""
+    """Write checkpoint ``step`` (collective: every rank calls it; the main rank writes all but DeepSpeed's
+    per-rank partitions, so ranks on several nodes need a shared ``ckpt_dir``). Returns its path."""
     rng = _all_rng_states()
-    final = ckpt_dir / _name(step)
+    final, tmp = ckpt_dir / _name(step), ckpt_dir / f".tmp-{_name(step)}"
     if distributed.is_main():
-        tmp = ckpt_dir / f".tmp-{_name(step)}"
         shutil.rmtree(tmp, ignore_errors=True)
-        save_policy(policy, tmp)
-        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng}
-        torch.save({**state, **trainer_state}, tmp / STATE_FILE)
+        tmp.mkdir(parents=True)
+    distributed.barrier()
+    updater.save_state(tmp)
+    with updater.full_parameters():
+        if distributed.is_main():
+            save_policy(policy, tmp)
+    distributed.barrier()
+    if distributed.is_main():
+        torch.save({"rng": rng, **trainer_state}, tmp / STATE_FILE)
         (tmp / META_FILE).write_text(json.dumps({**meta, "step": step}, indent=2))
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
-        for old in sorted(ckpt_dir.glob("step-*"))[:-KEEP]:
+        for old in sorted(ckpt_dir.glob("step-*"))[:-keep]:
             shutil.rmtree(old)
         if mirror is not None:
             storage.upload_dir(final, f"{mirror}/{final.name}")
@@ -137,13 +144,12 @@ def save(
     return final
 
 
-def restore(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any, rank: int) -> dict[str, Any]:
-    """Load optimiser, scheduler and this rank's RNG states from ``path``; returns the trainer state.
+def restore(path: Path, updater: Updater, rank: int) -> dict[str, Any]:
+    """Load optimiser, schedule and this rank's RNG states from ``path``; returns the trainer state.
 
-    The policy itself is loaded from ``path`` with ``load_policy`` before the optimiser is built.
+    The policy itself is loaded from ``path`` with ``load_policy`` before the updater is built.
     """
+    updater.load_state(path)
     state = torch.load(path / STATE_FILE, weights_only=True)
-    optimizer.load_state_dict(state.pop("optimizer"))
-    scheduler.load_state_dict(state.pop("scheduler"))
     _set_rng_state(state.pop("rng")[rank])
     return state

@@ -48,8 +48,10 @@ def init(env: DistributedEnv, backend: str | None = None, always: bool = False) 
 
 
 def close(created: bool) -> None:
-    """Destroy the process group (and the launcher variables) if ``init`` created it."""
+    """Destroy the process group (and the launcher variables) if ``init`` created it, once every rank
+    is there (a rank leaving early can hang the others' teardown, e.g. of a DDP reducer)."""
     if created and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
     if created:
         while _set_here:
@@ -72,6 +74,12 @@ def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return tensor
 
 

@@ -54,13 +54,26 @@ def micro_batches(n: int, size: int) -> Iterator[slice]:
 
 @torch.no_grad()
 def batch_logprobs(
-    model: Any, input_ids: Tensor, attention_mask: Tensor, prompt_width: int, size: int, entropy: bool = False
+    model: Any,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    prompt_width: int,
+    size: int,
+    entropy: bool = False,
+    passes: int = 0,
 ) -> tuple[Tensor, Tensor | None]:
-    """``response_logprobs`` over micro-batches of ``size`` rows, concatenated (a batch may be empty)."""
+    """``response_logprobs`` over micro-batches of ``size`` rows, concatenated (a batch may be empty).
+
+    ``passes``: run at least that many forwards, repeating the first row with the results dropped, so
+    every rank runs as many as the others (ZeRO-3 gathers the weights collectively in each forward).
+    """
     empty = torch.zeros((0, input_ids.shape[1] - prompt_width), device=input_ids.device)
+    slices = list(micro_batches(input_ids.shape[0], size))
     parts = [(empty, empty)] + [
         response_logprobs(model, input_ids[rows], attention_mask[rows], prompt_width, entropy)
-        for rows in micro_batches(input_ids.shape[0], size)
+        for rows in slices
     ]
+    for _ in range(passes - len(slices)):
+        response_logprobs(model, input_ids[:1], attention_mask[:1], prompt_width)
     logp = torch.cat([p[0] for p in parts])
     return logp, (torch.cat([p[1] for p in parts]) if entropy else None)

@@ -23,7 +23,6 @@ from hipo.train import algorithm as alg
 from hipo.train.rollout import RolloutBatch
 
 log = logging.getLogger(__name__)
-MLFLOW_EXPERIMENT = "hipo-rl"
 
 
 def gather_rows(batch: RolloutBatch) -> dict[str, Tensor]:
@@ -75,6 +74,7 @@ class MetricsTracker:
         self.path = out_dir / "metrics.jsonl"
         self.total = config.rl.steps
         self.alarm_steps = config.rl.collapse_alarm_steps
+        self.experiment = config.registry.experiment
         self.main = main
         self.params = params
         self.collapsed_for = 0  # consecutive steps with thinking rate exactly 0 or 1
@@ -137,8 +137,8 @@ class MetricsTracker:
         if self._client is None:
             self._client = MlflowClient(tracking_uri=uri)
         if self.mlflow_run_id is None:
-            found = self._client.get_experiment_by_name(MLFLOW_EXPERIMENT)
-            experiment = found.experiment_id if found else self._client.create_experiment(MLFLOW_EXPERIMENT)
+            found = self._client.get_experiment_by_name(self.experiment)
+            experiment = found.experiment_id if found else self._client.create_experiment(self.experiment)
             self.mlflow_run_id = self._client.create_run(experiment, run_name="hipo-rl").info.run_id
             params = [Param(k, str(v)[:6000]) for k, v in self.params.items()]
             self._client.log_batch(self.mlflow_run_id, params=params)

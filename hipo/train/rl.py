@@ -5,12 +5,13 @@ the current policy (auto mode), score them and compute per-token advantages, dro
 asked, update the policy (one optimiser step per PPO epoch over the global batch), push the weights
 to the rollout engine, log the metrics. Checkpoints every ``rl.save_every`` steps; a rerun with the
 same ``out_dir`` resumes from the newest one and continues exactly as the interrupted run would have.
+The optimiser step is hipo.train.optim's, as in SFT: plain torch (DDP across ranks) or DeepSpeed ZeRO-2/3
+(``rl.optim.deepspeed``; bf16 on GPU when ``model.dtype`` is bfloat16).
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,22 +23,15 @@ import torch
 from hipo import storage
 from hipo.config import DistributedEnv, RunConfig, distributed_env
 from hipo.tasks import Task, task_from_config
+from hipo.tasks.base import Problem
 from hipo.train import algorithm as alg
 from hipo.train import checkpoint, distributed, preflight, rollout_engine
 from hipo.train.cursor import DataCursor
 from hipo.train.metrics import MetricsTracker, gather_rows, summarize
 from hipo.train.models import Policy, save_policy
+from hipo.train.optim import Updater, build_updater
 from hipo.train.rollout import build_batch
-from hipo.train.update import policy_update
-
-
-def make_optimizer(model: Any, config: RunConfig) -> tuple[torch.optim.Optimizer, Any]:
-    """AdamW and a linear warmup to a constant learning rate (counted in optimiser steps)."""
-    rl, optim = config.rl, config.rl.optim
-    optimizer = torch.optim.AdamW(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
-    warmup = math.ceil(optim.warmup_ratio * rl.steps * rl.ppo_epochs)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(warmup, 1)))
-    return optimizer, scheduler
+from hipo.train.update import keep_groups, policy_update
 
 
 @dataclass
@@ -48,9 +42,8 @@ class Trainer:
     env: DistributedEnv
     task: Task
     policy: Policy
-    ref_model: Any
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
+    updater: Updater
+    ref_model: Any  # the frozen reference's forward, or None
     cursor: DataCursor
     engine: rollout_engine.RolloutEngine
 
@@ -68,9 +61,8 @@ class Trainer:
             keep = ~alg.uniform_groups(batch.rewards.view(-1, rl.group_size))
         dropped = distributed.all_reduce_sum((~keep).sum().to(distributed.device_for(env)))
         stats = policy_update(
-            self.policy.model, self.optimizer, self.scheduler, batch.select_groups(keep), rl,
-            config.rollout_sampling.max_new_tokens, self.ref_model,
-        )  # fmt: skip
+            self.updater, keep_groups(batch, keep), rl, config.rollout_sampling.max_new_tokens, self.ref_model
+        )
         updated = time.perf_counter()
         self.engine.sync()
         metrics = {**summarize(gather_rows(batch)), **stats, "dropped_groups": int(dropped)}
@@ -108,7 +100,37 @@ def train_rl(
     task = task or task_from_config(config.task)
     problems = preflight.train_problems(task, config)
     local, mirror, remote = _locations(out_dir, checkpoint_uri)
-    created = distributed.init(env)
+    created = distributed.init(env, always=rl.optim.deepspeed != "none")
+    try:
+        return _run(config, env, task, problems, policy_source, local, mirror, remote)
+    finally:
+        distributed.close(created)
+
+
+def make_updater(config: RunConfig, env: DistributedEnv, model: Any) -> Updater:
+    """The optimiser step of an RL run for ``model``: torch or DeepSpeed per ``rl.optim``, bf16 on GPU when
+    ``model.dtype`` is bfloat16. Train with ``updater.module`` afterwards (DeepSpeed may wrap it)."""
+    rl, cuda = config.rl, torch.cuda.is_available()
+    bf16 = cuda and config.model.dtype == "bfloat16"
+    ds_config = preflight.deepspeed_config(config, env, bf16, cuda)
+    if ds_config is None:
+        model.to(distributed.device_for(env))
+    updater = build_updater(model, rl.optim, rl.steps * rl.ppo_epochs, env, ds_config, bf16)
+    updater.module.eval()  # no dropout, so the first PPO ratio is exactly 1
+    return updater
+
+
+def _run(
+    config: RunConfig,
+    env: DistributedEnv,
+    task: Task,
+    problems: list[Problem],
+    policy_source: str,
+    local: Path,
+    mirror: str | None,
+    remote: str | None,
+) -> dict[str, Any]:
+    rl = config.rl
     distributed.seed_everything(config.seed, env.rank)
     ckpt_dir = local / "checkpoints"
     ckpt = checkpoint.latest(ckpt_dir, mirror) if distributed.is_main() else None
@@ -117,23 +139,22 @@ def train_rl(
     if ckpt is not None:
         checkpoint.check_compatible(ckpt, config, env)
     policy = preflight.policy(str(ckpt or policy_source), config, local / "cache")
-    ref = preflight.policy(policy_source, config, local / "cache").model if rl.kl_beta > 0 else None
-    device = distributed.device_for(env)
-    policy.model.to(device).eval()  # eval: no dropout, so the first PPO ratio is exactly 1
-    if ref is not None:
-        ref.to(device).eval().requires_grad_(False)
-    optimizer, scheduler = make_optimizer(policy.model, config)
+    updater = make_updater(config, env, policy.model)
+    policy.model = updater.module
+    ref = None
+    if rl.kl_beta > 0:
+        ref = updater.frozen(preflight.policy(policy_source, config, local / "cache").model)
     cursor = DataCursor(problems, config.seed)
     params = {**checkpoint.flatten(config.to_dict()), "policy_source": policy_source}
     tracker = MetricsTracker(local, config, distributed.is_main(), {**params, "world_size": env.world_size})
     step = 0
     if ckpt is not None:
-        state = checkpoint.restore(ckpt, optimizer, scheduler, env.rank)
+        state = checkpoint.restore(ckpt, updater, env.rank)
         step = state["step"]
         cursor.load_state_dict(state["cursor"])
         tracker.load_state_dict(state["tracker"])
-    engine = rollout_engine.make(rl.rollout_engine, policy, local / f"rollout-policy-{env.rank}", config.seed)
-    trainer = Trainer(config, env, task, policy, ref, optimizer, scheduler, cursor, engine)
+    engine = rollout_engine.make(rl, policy, updater, local / f"rollout-policy-{env.rank}", config.seed)
+    trainer = Trainer(config, env, task, policy, updater, ref, cursor, engine)
     meta = {"config": config.to_dict(), "world_size": env.world_size, "policy_source": policy_source}
     stopped, metrics = None, {}
     while step < rl.steps and stopped is None:
@@ -143,15 +164,16 @@ def train_rl(
         stopped = "collapse" if tracker.collapsed and rl.stop_on_collapse else None
         if step % rl.save_every == 0 or step == rl.steps or stopped:
             trainer_state = {"step": step, "cursor": cursor.state_dict(), "tracker": tracker.state_dict()}
-            checkpoint.save(ckpt_dir, step, policy, optimizer, scheduler, trainer_state, meta, mirror)
+            keep = rl.keep_checkpoints
+            checkpoint.save(ckpt_dir, step, policy, updater, trainer_state, meta, keep, mirror)
             if remote and distributed.is_main():
                 storage.write_bytes(f"{remote}/metrics.jsonl", tracker.path.read_bytes())
-    if distributed.is_main():
-        save_policy(policy, local / "final")
-        if remote:
-            storage.upload_dir(local / "final", f"{remote}/final")
+    with updater.full_parameters():
+        if distributed.is_main():
+            save_policy(policy, local / "final")
+    if remote and distributed.is_main():
+        storage.upload_dir(local / "final", f"{remote}/final")
     tracker.close()
     distributed.barrier()
-    distributed.close(created)
     final = f"{remote}/final" if remote else str(local / "final")
     return {"step": step, "stopped": stopped, "final_dir": final, "metrics": metrics}

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from hipo.config import SamplingConfig
+from hipo.config import RLConfig, SamplingConfig
 from hipo.engines.base import Completion
 from hipo.train.models import Policy, save_policy
+from hipo.train.optim import Updater
 
 GENERATE_BATCH = 256  # rollouts per generate call of the hf engine
-VLLM_GPU_MEMORY = 0.3  # share of the GPU vLLM may take; the trainer needs the rest
 
 
 class RolloutEngine(Protocol):
@@ -26,19 +26,21 @@ class RolloutEngine(Protocol):
 
 
 class HFRollouts:
-    """A fresh HFEngine per call on the live model, seeded per call: a resumed run samples the same."""
+    """A fresh HFEngine per call on the live model, seeded per call: a resumed run samples the same.
+    Under ZeRO-3 the weights are gathered once per call, not in every layer for every token."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, updater: Updater) -> None:
         self.policy = policy
+        self.updater = updater
 
     def generate(
         self, prompts: Sequence[str], n: int, sampling: SamplingConfig, seed: int
     ) -> list[list[Completion]]:
         from hipo.engines.hf import HFEngine
 
-        model = self.policy.model
-        engine = HFEngine(model, self.policy.tokenizer, GENERATE_BATCH, str(model.device), seed=seed)
-        return engine.generate(prompts, n, sampling)
+        with self.updater.generation_model() as model:
+            engine = HFEngine(model, self.policy.tokenizer, GENERATE_BATCH, str(model.device), seed=seed)
+            return engine.generate(prompts, n, sampling)
 
     def sync(self) -> None:
         """Nothing to do: generation uses the trained model itself."""
@@ -52,14 +54,19 @@ class VLLMRollouts:
     before the weight push, so policy and engine share the device memory. vLLM has no sleep mode on CPU.
     """
 
-    def __init__(self, policy: Policy, work_dir: Path, seed: int) -> None:
+    def __init__(
+        self, policy: Policy, updater: Updater, work_dir: Path, seed: int, gpu_memory: float
+    ) -> None:
         from hipo.engines.vllm_engine import VLLMEngine
 
         self.policy = policy
+        self.updater = updater
         self.colocated = policy.model.device.type == "cuda"
         self.asleep = False
-        gpu = {"gpu_memory_utilization": VLLM_GPU_MEMORY, "enable_sleep_mode": True} if self.colocated else {}
-        self.engine = VLLMEngine(save_policy(policy, work_dir), seed=seed, enforce_eager=True, **gpu)
+        gpu = {"gpu_memory_utilization": gpu_memory, "enable_sleep_mode": True} if self.colocated else {}
+        with updater.full_parameters():
+            start = save_policy(policy, work_dir)
+        self.engine = VLLMEngine(start, seed=seed, enforce_eager=True, **gpu)
 
     def generate(
         self, prompts: Sequence[str], n: int, sampling: SamplingConfig, seed: int
@@ -73,7 +80,8 @@ class VLLMRollouts:
 
     def sync(self) -> None:
         self._wake()
-        self.engine.load_weights(self.policy.model.state_dict().items())
+        with self.updater.full_parameters():
+            self.engine.load_weights(self.policy.model.state_dict().items())
 
     def _wake(self) -> None:
         if self.asleep:
@@ -81,7 +89,7 @@ class VLLMRollouts:
             self.asleep = False
 
 
-def make(kind: str, policy: Policy, work_dir: Path, seed: int) -> RolloutEngine:
-    if kind == "vllm":
-        return VLLMRollouts(policy, work_dir, seed)
-    return HFRollouts(policy)
+def make(rl: RLConfig, policy: Policy, updater: Updater, work_dir: Path, seed: int) -> RolloutEngine:
+    if rl.rollout_engine == "vllm":
+        return VLLMRollouts(policy, updater, work_dir, seed, rl.vllm_gpu_memory_utilization)
+    return HFRollouts(policy, updater)

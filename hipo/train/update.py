@@ -2,14 +2,17 @@
 passes over micro-batches, each pass one optimiser step over the whole global batch.
 
 Every micro-batch loss is weighted by its share of the global aggregation units (tokens, non-empty
-sequences or sequences, per ``loss_agg``), and gradients are averaged over ranks, so the step equals
-one step on the global batch in a single process. The model stays in eval mode: with dropout off the
-PPO ratio is exactly 1 on the first pass.
+sequences or sequences, per ``loss_agg``) and the updater (hipo.train.optim: torch / DDP or DeepSpeed)
+averages gradients over ranks, so the step equals one step on the global batch in a single process.
+Ranks may hold different numbers of rows (dropped groups): the ones with fewer micro-batches run
+zero-weighted extra passes, because DDP and ZeRO reduce gradients collectively in every backward.
+The model stays in eval mode: with dropout off the PPO ratio is exactly 1 on the first pass.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -19,6 +22,7 @@ from hipo.config import RLConfig
 from hipo.train import algorithm as alg
 from hipo.train import distributed
 from hipo.train.logprobs import batch_logprobs, micro_batches, response_logprobs
+from hipo.train.optim import Updater
 from hipo.train.rollout import RolloutBatch
 
 
@@ -31,66 +35,63 @@ def agg_units(mask: Tensor, agg: alg.LossAgg) -> Tensor:
     return torch.tensor(mask.shape[0], device=mask.device)
 
 
-def _average_gradients(params: list[torch.nn.Parameter]) -> None:
-    """Mean of the gradients over ranks, one flat all-reduce (missing gradients count as zero)."""
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = distributed.all_reduce_mean(torch.cat([g.reshape(-1) for g in grads]))
-    offset = 0
-    for p in params:
-        p.grad = flat[offset : offset + p.numel()].view_as(p).clone()
-        offset += p.numel()
+def keep_groups(batch: RolloutBatch, keep: Tensor) -> RolloutBatch:
+    """``batch`` without the groups ``keep`` [groups] drops. A rank left with none keeps its first group
+    with an empty response mask: it adds nothing to the update, but the rank still takes part in it."""
+    if bool(keep.any()):
+        return batch.select_groups(keep)
+    first = batch.select_groups(torch.arange(batch.num_groups) == 0)
+    empty = torch.zeros_like(first.response_mask)
+    return replace(first, response_mask=empty, advantages=torch.zeros_like(first.advantages))
 
 
 def policy_update(
-    model: Any,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
+    updater: Updater,
     batch: RolloutBatch,
     rl: RLConfig,
     norm_len: int,
     ref_model: Any = None,
 ) -> dict[str, float]:
-    """Update ``model`` in place from this rank's ``batch``; returns globally reduced stats and timings."""
-    device = next(model.parameters()).device
-    batch = batch.to(device)
+    """Update the updater's model in place from this rank's ``batch`` (at least one row); ``ref_model``
+    is the frozen reference's forward (``updater.frozen``). Returns globally reduced stats and timings."""
+    batch = batch.to(updater.device)
     size, mask = rl.optim.micro_batch_size, batch.response_mask
+    slices = list(micro_batches(mask.shape[0], size))
+    passes = int(distributed.all_reduce_max(torch.tensor(len(slices), device=updater.device)))
     args = (batch.input_ids, batch.attention_mask, batch.prompt_width, size)
-    lr, start = optimizer.param_groups[0]["lr"], time.perf_counter()
-    old, entropy = batch_logprobs(model, *args, entropy=True)
-    ref = batch_logprobs(ref_model, *args)[0] if ref_model is not None else None
+    lr, start = updater.lr, time.perf_counter()
+    old, entropy = batch_logprobs(updater.forward, *args, entropy=True, passes=passes)
+    ref = batch_logprobs(ref_model, *args, passes=passes)[0] if ref_model is not None else None
     logprob_s = time.perf_counter() - start
-    mean_units = distributed.all_reduce_mean(agg_units(mask, rl.loss_agg).double())
-    params = [p for p in model.parameters() if p.requires_grad]
-    sums = torch.zeros(6, dtype=torch.float64, device=device)  # loss, clip, kl, grad norm, entropy, tokens
+    total_units = float(distributed.all_reduce_sum(agg_units(mask, rl.loss_agg).double()))
+    sums = torch.zeros(6, dtype=torch.float64, device=updater.device)  # loss, clip, kl, norm, entropy, tokens
     sums[4], sums[5] = (entropy * mask).sum(), mask.sum()
-    epochs = rl.ppo_epochs if float(mean_units) > 0 else 0  # nothing to learn from: no step at all
+    epochs = rl.ppo_epochs if total_units > 0 else 0  # nothing to learn from: no step at all
+    padded = [(rows, True) for rows in slices] + [(slice(0, 1), False)] * (passes - len(slices))
     for _ in range(epochs):
-        optimizer.zero_grad(set_to_none=True)
-        for rows in micro_batches(mask.shape[0], size):
+        for k, (rows, real) in enumerate(padded):
             ids, attention = batch.input_ids[rows], batch.attention_mask[rows]
-            logp, _ = response_logprobs(model, ids, attention, batch.prompt_width)
-            loss, stats = alg.policy_loss(
-                logp, old[rows], batch.advantages[rows], mask[rows], rl.clip_low, rl.clip_high,
-                rl.loss_agg, None if ref is None else ref[rows], rl.kl_beta, norm_len,
-            )  # fmt: skip
-            weighted = loss * float(agg_units(mask[rows], rl.loss_agg) / mean_units)
-            weighted.backward()
-            tokens = mask[rows].sum()
-            sums[:3] += torch.stack(
-                [weighted.detach(), stats["clip_frac"] * tokens, stats["kl"] * tokens]
-            ).double()
-        _average_gradients(params)
-        sums[3] += torch.nn.utils.clip_grad_norm_(params, rl.optim.max_grad_norm).double()
-        optimizer.step()
-        scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    sums = distributed.all_reduce_mean(sums)
+            with updater.micro_step(last=k == passes - 1):
+                logp, _ = response_logprobs(updater.forward, ids, attention, batch.prompt_width)
+                loss, stats = alg.policy_loss(
+                    logp, old[rows], batch.advantages[rows], mask[rows], rl.clip_low, rl.clip_high,
+                    rl.loss_agg, None if ref is None else ref[rows], rl.kl_beta, norm_len,
+                )  # fmt: skip
+                weight = float(agg_units(mask[rows], rl.loss_agg)) / total_units if real else 0.0
+                updater.backward(loss * weight)
+            if real:
+                tokens = mask[rows].sum()
+                sums[:3] += torch.stack(
+                    [loss.detach() * weight, stats["clip_frac"] * tokens, stats["kl"] * tokens]
+                )
+        sums[3] += updater.step()
+    sums = distributed.all_reduce_sum(sums)
     epochs, tokens = max(epochs, 1), max(float(sums[5]), 1.0)
     return {
         "loss": float(sums[0]) / epochs,
         "clip_frac": float(sums[1]) / tokens / epochs,
         "kl": float(sums[2]) / tokens / epochs if ref is not None else None,
-        "grad_norm": float(sums[3]) / epochs,
+        "grad_norm": float(sums[3]) / updater.world / epochs,
         "entropy": float(sums[4]) / tokens,
         "lr": lr,  # of this step's first optimiser step
         "time_logprobs": logprob_s,

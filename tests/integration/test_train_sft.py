@@ -1,7 +1,6 @@
 """Cold-start SFT on a generated arithmetic set: masking, learning, a usable checkpoint, input checks,
 torchrun on CPU (gloo) matching one process, DeepSpeed ZeRO-2 on CPU."""
 
-import importlib
 import json
 import os
 import subprocess
@@ -166,11 +165,7 @@ def test_torchrun_two_ranks_match_one_process(dataset, tmp_path):
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
 
 
-def test_deepspeed_zero2_on_cpu_trains_like_plain_torch(dataset, tmp_path, monkeypatch):
-    pytest.importorskip("deepspeed")
-    # DeepSpeed's CPU backend JIT-compiles a shared-memory allreduce kernel (about 1.5 min) that only
-    # speeds up CPU collectives; gloo does the same work, so the test skips that build.
-    monkeypatch.setattr(importlib.import_module("deepspeed.comm.torch"), "build_shm_op", lambda: None)
+def test_deepspeed_zero2_on_cpu_trains_like_plain_torch(dataset, tmp_path, deepspeed_cpu):
     plain = train_sft(sft_config(**{**PARITY, "steps": 4}, eval_every=4), dataset, tmp_path / "plain")
     config = sft_config(**{**PARITY, "steps": 4}, eval_every=4, deepspeed="zero2")
     zero = train_sft(config, dataset, tmp_path / "zero2")

@@ -11,7 +11,7 @@ from rl_support import synthetic_batch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hipo import template
-from hipo.config import SamplingConfig, build_config
+from hipo.config import DistributedEnv, SamplingConfig, build_config
 from hipo.engines.base import Completion
 from hipo.engines.hf import HFEngine
 from hipo.tasks.arithmetic import ArithmeticTask
@@ -19,7 +19,7 @@ from hipo.train import algorithm as alg
 from hipo.train.cursor import DataCursor
 from hipo.train.logprobs import batch_logprobs
 from hipo.train.metrics import MetricsTracker, summarize
-from hipo.train.rl import make_optimizer
+from hipo.train.rl import make_updater
 from hipo.train.rollout import build_batch, pad_rows
 from hipo.train.update import policy_update
 
@@ -133,11 +133,10 @@ def test_micro_batched_update_equals_one_big_batch(tiny, loss_agg):
     batch = synthetic_batch(model.config.vocab_size)
     params = []
     for micro in (3, 64):
-        optim = {"micro_batch_size": micro, "lr": 0.02}
+        optim = {"micro_batch_size": micro, "lr": 2e-3}
         config = build_config({"rl": {"loss_agg": loss_agg, "ppo_epochs": 2, "optim": optim}})
         trained = copy.deepcopy(model)
-        optimizer, scheduler = make_optimizer(trained, config)
-        stats = policy_update(trained, optimizer, scheduler, batch, config.rl, norm_len=16)
+        stats = policy_update(make_updater(config, DistributedEnv(), trained), batch, config.rl, norm_len=16)
         params.append((torch.cat([p.detach().flatten() for p in trained.parameters()]), stats))
     (a, stats_a), (b, stats_b) = params
     assert not torch.equal(a, torch.cat([p.detach().flatten() for p in model.parameters()]))

@@ -10,18 +10,23 @@ configuration flows through the DAG. Each function works without KFP too::
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from hipo.config import RunConfig, build_config, load_config
 from hipo.tasks.base import Problem
 
+F = TypeVar("F", bound=Callable[..., Any])
 CONFIG_FILE = "config.yaml"
+ERROR_FILE = "error.txt"
 PROMPTS_FILE = "prompts.jsonl"
 ARM_NAMES = {
     ("on", "none"): "Cold-Start (on)",
@@ -30,6 +35,28 @@ ARM_NAMES = {
     ("mix", "grpo"): "Cold-Start (mix)+GRPO",
     ("mix", "hipo"): "Cold-Start (mix)+HiPO",
 }
+
+
+def records_failure(output: str) -> Callable[[F], F]:
+    """On an exception, write its one-line message to ``error.txt`` beside the step's ``output`` path
+    (the step's folder under the pipeline root), so a runner can name the failed step and say why."""
+
+    def wrap(func: F) -> F:
+        signature = inspect.signature(func)
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except Exception as error:
+                where = Path(signature.bind(*args, **kwargs).arguments[output]).parent
+                where.mkdir(parents=True, exist_ok=True)
+                (where / ERROR_FILE).write_text(f"{type(error).__name__}: {error}\n", encoding="utf-8")
+                raise
+
+        return run  # type: ignore[return-value]
+
+    return wrap
 
 
 def read_config(config_dir: str | Path) -> RunConfig:
@@ -41,6 +68,7 @@ def rl_arm_name(config_dir: str | Path) -> str:
     return ARM_NAMES[("mix", read_config(config_dir).rl.algorithm)]
 
 
+@records_failure("config_dir")
 def prepare(
     parameters: dict[str, Any], config_yaml: str, overrides: list[str], config_dir: str, prompts_dir: str
 ) -> dict[str, int]:
@@ -74,6 +102,7 @@ def _queries(prompts_dir: str | Path) -> list[tuple[str, Problem]]:
     return [(row.pop("split"), Problem(**row)) for row in rows]
 
 
+@records_failure("dataset_dir")
 def generate_hybrid_data(config_dir: str, prompts_dir: str, dataset_dir: str) -> dict[str, float]:
     """Teacher samples in both modes, verification, mode choice and rationales → Cold-Start datasets."""
     from hipo.data.run import generate
@@ -88,6 +117,7 @@ def generate_hybrid_data(config_dir: str, prompts_dir: str, dataset_dir: str) ->
     }
 
 
+@records_failure("report_html")
 def validate_data(config_dir: str, dataset_dir: str, report_html: str) -> dict[str, float]:
     """The quality gate over the Cold-Start (mix) set; writes the report, raises GateFailed on failure."""
     from hipo.quality import check, validate_dataset
@@ -98,56 +128,53 @@ def validate_data(config_dir: str, dataset_dir: str, report_html: str) -> dict[s
     return {"expectations": float(len(result.checks)), "failed": float(len(result.failures))}
 
 
-def _launch(
-    stage: str, args: list[str], config_dir: str, model_dir: str, run_id: str, task_config: Any
+def _train(
+    stage: str, args: list[str], config: RunConfig, work_dir: Path, run_id: str, task_config: Any
 ) -> Path:
-    """Run ``hipo train <stage>`` where ``config.launch`` says; returns the directory of the result."""
+    """Run ``hipo train <stage>`` where ``config.launch`` says; returns the final model directory."""
     from hipo.launch import run_training
 
-    config = read_config(config_dir)
-    return run_training(
-        stage,
-        ["--config", str(Path(config_dir) / CONFIG_FILE), *args],
-        config,
-        model_dir,
-        run_id,
-        task_config,
-    )
+    return run_training(stage, args, config, work_dir, run_id, task_config)
 
 
+def _last_metrics(path: Path) -> dict[str, float]:
+    """The numeric values of the last row of a training ``metrics.jsonl`` (empty when there is none)."""
+    if not path.is_file():
+        return {}
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    last = json.loads(lines[-1]) if lines else {}
+    return {k: float(v) for k, v in last.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+@records_failure("model_dir")
 def sft(
     config_dir: str, dataset_dir: str, dataset: str, model_dir: str, run_id: str, task_config: Any = None
 ) -> dict[str, float]:
     """Cold-start SFT of the base model on the ``dataset`` ("mix" or "on") Cold-Start set."""
-    result = _launch(
-        "sft", ["--data", str(Path(dataset_dir) / dataset)], config_dir, model_dir, run_id, task_config
-    )
-    metrics_file = Path(result) / "metrics.json"
-    if metrics_file.is_file():
-        return {k: float(v) for k, v in json.loads(metrics_file.read_text()).items() if _number(v)}
-    return {}
+    data = str(Path(dataset_dir) / dataset)
+    final = _train("sft", ["--data", data], read_config(config_dir), Path(model_dir), run_id, task_config)
+    return _last_metrics(final / "metrics.jsonl")
 
 
+@records_failure("model_dir")
 def hipo_rl(
     config_dir: str, policy_dir: str, algorithm: str, model_dir: str, run_id: str, task_config: Any = None
 ) -> dict[str, float]:
-    """RL from the cold-start policy: ``algorithm`` "hipo" or "grpo"; "none" passes the policy through
-    (the Cold-Start rows of the comparison)."""
+    """RL from the cold-start policy with ``algorithm`` ("hipo" or "grpo"; "none" passes the policy
+    through, the Cold-Start rows of the comparison). Checkpoints stay in a ``work`` folder beside the
+    model, so a retried step resumes; the final policy is copied to ``model_dir``."""
     if algorithm == "none":
         shutil.copytree(policy_dir, model_dir, dirs_exist_ok=True)
         return {}
-    args = ["--set", f"rl.algorithm={algorithm}", "--policy", policy_dir]
-    result = _launch("rl", args, config_dir, model_dir, run_id, task_config)
-    metrics_file = Path(result) / "metrics.json"
-    if metrics_file.is_file():
-        return {k: float(v) for k, v in json.loads(metrics_file.read_text()).items() if _number(v)}
-    return {}
+    config = read_config(config_dir)
+    config = config.model_copy(update={"rl": config.rl.model_copy(update={"algorithm": algorithm})})
+    work = Path(model_dir).parent / f"work-{algorithm}"
+    final = _train("rl", ["--policy", policy_dir], config, work, run_id, task_config)
+    shutil.copytree(final, model_dir, dirs_exist_ok=True)
+    return _last_metrics(work / "metrics.jsonl")
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
+@records_failure("results_dir")
 def evaluate(
     config_dir: str,
     models: dict[str, str],
@@ -174,9 +201,13 @@ def evaluate(
     return json.loads(Path(files["metrics.json"]).read_text())
 
 
-def register(config_dir: str, model_dir: str, results_dir: str, run_id: str, data_uri: str) -> dict[str, Any]:
+@records_failure("card_md")
+def register(
+    config_dir: str, model_dir: str, results_dir: str, run_id: str, data_uri: str, card_md: str
+) -> dict[str, Any]:
     """Register the policy as a new version (alias ``challenger``) with the evaluation's metrics and
-    reports, and record the gate's decision; promotion to ``champion`` is the :func:`promote` step."""
+    reports, and record the gate's decision in ``card_md``; promotion to ``champion`` is the
+    :func:`promote` step."""
     from hipo.registry import register as register_version
 
     config = read_config(config_dir)
@@ -193,22 +224,34 @@ def register(config_dir: str, model_dir: str, results_dir: str, run_id: str, dat
         tracking_uri=config.registry.tracking_uri or None,
         promote=False,
     )
-    print(
-        f"register: {registration.name} v{registration.version} (challenger), gate "
-        f"{'passed' if registration.gate.passed else 'rejected'}: {'; '.join(registration.gate.reasons)}"
-    )
-    return {"version": registration.version, "passed": registration.gate.passed, "name": registration.name}
+    gate = registration.gate
+    card = [
+        f"# {registration.name} v{registration.version} (challenger)",
+        "",
+        f"- MLflow run: {registration.run_id}",
+        f"- gate: {'passed' if gate.passed else 'rejected'}, champion compared: {gate.compared_to or 'none'}",
+        *(f"  - {reason}" for reason in gate.reasons),
+    ]
+    Path(card_md).write_text("\n".join(card) + "\n", encoding="utf-8")
+    print("register: " + "\n".join(card))
+    return {
+        "version": str(registration.version),
+        "passed": registration.gate.passed,
+        "name": registration.name,
+    }
 
 
-def promote(config_dir: str, version: str) -> str:
+@records_failure("card_md")
+def promote(config_dir: str, version: str, card_md: str) -> str:
     """Make the version the gate passed the ``champion``; returns a line saying so."""
     from hipo.registry import promote_challenger
 
     registry = read_config(config_dir).registry
     name = registry.model_name
     previous = promote_challenger(name, version, tracking_uri=registry.tracking_uri or None)
-    line = f"promote: {name} v{version} is the champion" + (f" (was v{previous})" if previous else "")
-    print(line)
+    line = f"{name} v{version} is the champion" + (f" (was v{previous})" if previous else "")
+    Path(card_md).write_text(f"# Promoted\n\n{line}\n", encoding="utf-8")
+    print(f"promote: {line}")
     return line
 
 

@@ -1,0 +1,57 @@
+"""The whole DAG through kfp.local with the smallest settings: what `hipo run` and `make demo` do."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hipo.config import build_config
+from hipo.pipeline_run import PipelineFailed, run_local
+from hipo.registry import CHALLENGER, CHAMPION, describe
+
+SMALL = [
+    "task.train_size=200",
+    "task.eval_size=20",
+    "eval.max_problems=10",
+    "sft.steps=4",
+    "sft.eval_every=4",
+    "rl.steps=2",
+    "rl.prompts_per_step=4",
+    "rl.group_size=4",
+]
+
+
+def test_the_dag_runs_locally_registers_and_promotes(tmp_path, capsys):
+    config = build_config({}, SMALL)
+    run = run_local(config, tmp_path / "run")
+
+    steps = {p.name for p in run.run_dir.iterdir()}
+    expected = {"prepare", "generate-hybrid-data", "validate-data", "sft", "hipo-rl", "evaluate", "register"}
+    assert expected | {"promote", "run-summary"} <= steps
+    assert "Cold-Start (mix)+HiPO" in run.summary and "Cold-Start (mix)" in run.summary
+    assert run.report.read_text().startswith("<!DOCTYPE html>")
+    # the first version of a model has no champion to lose against: the gate passes, promote runs
+    assert run.version == "1" and set(run.aliases) == {CHALLENGER, CHAMPION}
+    summary = describe(config.registry.model_name, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert [v.version for v in summary.versions] == ["1"]
+    assert (run.run_dir / "run-summary" / "summary").read_text().startswith("# HiPO pipeline run: SUCCEEDED")
+    # one configuration flowed through the steps: the sft and rl settings the run asked for
+    prepared = (run.run_dir / "prepare" / "config" / "config.yaml").read_text()
+    assert "steps: 4" in prepared and "tracking_uri: sqlite:///" in prepared
+    outputs = json.loads((run.run_dir / "register" / "executor_output.json").read_text())
+    assert outputs["parameterValues"]["gate_passed"] is True
+
+
+def test_a_failing_step_stops_the_run_with_its_own_message_and_keeps_earlier_work(tmp_path):
+    config = build_config({}, [*SMALL, "quality.min_think_on_share=0.97"])
+    with pytest.raises(PipelineFailed) as caught:
+        run_local(config, tmp_path / "run")
+    message = str(caught.value)
+    assert message.startswith("step validate-data failed: GateFailed: data-quality gate FAILED")
+    assert "think_on_share:train" in message
+    run_dir = next((tmp_path / "run" / "artifacts").iterdir())
+    assert (run_dir / "generate-hybrid-data" / "dataset" / "mix" / "train.parquet").is_file()
+    assert (run_dir / "validate-data" / "report").read_text().lstrip().startswith("<")
+    assert not (run_dir / "sft").exists()
+    assert "FAILED" in (run_dir / "run-summary" / "summary").read_text()

@@ -45,7 +45,14 @@ class ClusterSettings:
     shm_size: str = "16Gi"
 
 
-S3_KEYS = {"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"}
+# The keys of the S3 Secret (manifests/base/pipeline/secrets.yaml), each set as the env var of its name.
+S3_SECRET_KEYS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINT_URL",
+    "MLFLOW_S3_ENDPOINT_URL",
+    "MLFLOW_TRACKING_URI",
+)
 
 
 def _retry(task: dsl.PipelineTask) -> dsl.PipelineTask:
@@ -60,7 +67,7 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
     def on_cluster(task: dsl.PipelineTask, s3_secret: Any, api_key_secret: Any, gpus: Any) -> None:
         if cluster is None:
             return
-        kubernetes.use_secret_as_env(task, s3_secret, S3_KEYS)
+        kubernetes.use_secret_as_env(task, s3_secret, {key: key for key in S3_SECRET_KEYS})
         kubernetes.use_secret_as_env(
             task, api_key_secret, {"OPENAI_API_KEY": "OPENAI_API_KEY"}, optional=True
         )

@@ -47,10 +47,12 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from hipo.demo import run_demo
+def _cmd_signal(args: argparse.Namespace) -> int:
+    from hipo.signal_table import run_signal_table
 
-    run_demo(load_config(args.config, args.overrides), args.out, problems_per_level=args.problems_per_level)
+    run_signal_table(
+        load_config(args.config, args.overrides), args.out, problems_per_level=args.problems_per_level
+    )
     return 0
 
 
@@ -96,9 +98,7 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compile", help="compile the pipeline for a cluster (GPU requests, Secrets by name)")
     p.add_argument("--out", default=str(COMPILED), help="where to write the pipeline YAML")
     p.add_argument("--accelerator", default="nvidia.com/gpu", help="GPU resource name of the training steps")
-    p.add_argument(
-        "--gpu-node-selector", action="append", default=[], metavar="KEY=VALUE", help="repeatable"
-    )
+    p.add_argument("--gpu-node-selector", action="append", default=[], metavar="KEY=VALUE", help="repeatable")
     p.add_argument("--image-pull-secret", action="append", default=[], help="repeatable")
     p.set_defaults(func=_cmd_compile)
 
@@ -253,11 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="training stages").add_subparsers(dest="train", required=True)
     _add_train_commands(train)
 
-    p = sub.add_parser("demo", help="the main job on the embedded default")
+    p = sub.add_parser("signal", help="cold-start data, its quality gate and the HiPO signal per difficulty")
     _add_config_args(p)
     p.add_argument("--problems-per-level", type=int, default=200)
-    p.add_argument("--out", default="runs/demo", help="where the demo writes its datasets and reports")
-    p.set_defaults(func=_cmd_demo)
+    p.add_argument("--out", default="runs/signal", help="where it writes its datasets and reports")
+    p.set_defaults(func=_cmd_signal)
 
     p = sub.add_parser("evaluate", help="benchmark models; write report.html, summary.md, metrics.json")
     _add_config_args(p)

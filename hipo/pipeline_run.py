@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hipo.config import ConfigError, RunConfig, mlflow_tracking_uri
-from hipo.parameters import from_config
+from hipo.config import ConfigError, RunConfig, build_config, mlflow_tracking_uri
+from hipo.parameters import from_config, to_overrides
 
 COMPILED = Path(__file__).resolve().parent.parent / "pipelines" / "compiled" / "hipo_pipeline.yaml"
 
@@ -69,6 +69,13 @@ def _failed_step(run_dir: Path, error: Exception) -> str:
     return str(error)
 
 
+def _config_yaml(config: RunConfig) -> str:
+    """The full configuration for the ``config_yaml`` parameter, or "" where the typed pipeline
+    parameters already say everything (keeps the step logs short)."""
+    parameters = from_config(config)
+    return "" if build_config({}, to_overrides(parameters)) == config else config.to_yaml()
+
+
 def run_local(config: RunConfig, out_dir: str | Path, arms: str = "hipo") -> LocalRun:
     """Run the pipeline with kfp.local into ``out_dir``; raises PipelineFailed naming the failed step.
 
@@ -89,7 +96,7 @@ def run_local(config: RunConfig, out_dir: str | Path, arms: str = "hipo") -> Loc
     started = time.perf_counter()
     print(f"hipo run: config {config.config_hash()}, arms {arms}, artifacts in {root}", file=sys.stderr)
     try:
-        hipo_pipeline(**from_config(config), arms=arms, config_yaml=config.to_yaml())
+        hipo_pipeline(**from_config(config), arms=arms, config_yaml=_config_yaml(config))
     except RuntimeError as error:
         new = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
         raise PipelineFailed(_failed_step(new[-1], error) if new else str(error)) from None

@@ -6,7 +6,7 @@ import sys
 
 from hipo.cli import main
 from hipo.config import build_config
-from hipo.demo import run_demo
+from hipo.signal_table import run_signal_table
 
 
 def test_config_prints_effective_yaml(tmp_path, capsys):
@@ -34,7 +34,7 @@ def test_sample_prints_parsable_json_lines():
 
 def test_demo_signal_points_easy_to_off_and_hard_to_on(tmp_path, capsys):
     config = build_config({"task": {"train_size": 200, "eval_size": 50}})
-    rows = run_demo(config, tmp_path, problems_per_level=100)
+    rows = run_signal_table(config, tmp_path, problems_per_level=100)
     assert (tmp_path / "data" / "mix" / "train.parquet").is_file()
     assert (tmp_path / "quality" / "report.html").is_file()
     by_level = {r.difficulty: r for r in rows}

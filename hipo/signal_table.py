@@ -1,4 +1,4 @@
-"""What the embedded default shows today: the cold-start data and the HiPO learning signal.
+"""The HiPO learning signal before any training: cold-start data and advantages per difficulty.
 
 First the hybrid data pipeline builds the Cold-Start datasets from the scripted teacher and the
 quality gate checks them. Then the signal table:
@@ -71,7 +71,9 @@ def score_groups(config: RunConfig, difficulty: int, n_groups: int, seed: int) -
     )
 
 
-def run_demo(config: RunConfig, out_dir: str | Path, problems_per_level: int = 200) -> list[LevelSignal]:
+def run_signal_table(
+    config: RunConfig, out_dir: str | Path, problems_per_level: int = 200
+) -> list[LevelSignal]:
     """Build and gate the datasets under ``out_dir``, print the signal table and return its rows."""
     from hipo.data.run import generate
     from hipo.quality import check, validate_dataset, write_report

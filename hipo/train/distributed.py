@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import sys
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -49,10 +50,15 @@ def init(env: DistributedEnv, backend: str | None = None, always: bool = False) 
 
 def close(created: bool) -> None:
     """Destroy the process group (and the launcher variables) if ``init`` created it, once every rank
-    is there (a rank leaving early can hang the others' teardown, e.g. of a DDP reducer)."""
+    is there (a rank leaving early can hang the others' teardown, e.g. of a DDP reducer). Through
+    DeepSpeed when it joined the group: it caches subgroups that a later group could not use."""
     if created and dist.is_initialized():
         dist.barrier()
-        dist.destroy_process_group()
+        deepspeed_comm = sys.modules.get("deepspeed.comm")
+        if deepspeed_comm is not None and deepspeed_comm.is_initialized():
+            deepspeed_comm.destroy_process_group()
+        else:
+            dist.destroy_process_group()
     if created:
         while _set_here:
             os.environ.pop(_set_here.pop(), None)

@@ -7,10 +7,13 @@ import json
 import sys
 from collections.abc import Sequence
 
-from hipo.config import ConfigError, load_config
+from hipo.config import ConfigError, RunConfig, load_config
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--preset", help="a run configuration shipped in hipo/presets, e.g. smollm2-gsm8k (under --config)"
+    )
     parser.add_argument("--config", "-c", help="YAML run configuration (defaults when omitted)")
     parser.add_argument(
         "--set",
@@ -22,8 +25,13 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _load(args: argparse.Namespace, overrides: list[str] | None = None) -> RunConfig:
+    """The run configuration of --preset, --config and --set (or ``overrides`` in place of --set)."""
+    return load_config(args.config, args.overrides if overrides is None else overrides, args.preset)
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
-    config = load_config(args.config, args.overrides)
+    config = _load(args)
     print(config.to_yaml(), end="")
     print(f"# config hash: {config.config_hash()}", file=sys.stderr)
     return 0
@@ -50,16 +58,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_signal(args: argparse.Namespace) -> int:
     from hipo.signal_table import run_signal_table
 
-    run_signal_table(
-        load_config(args.config, args.overrides), args.out, problems_per_level=args.problems_per_level
-    )
+    run_signal_table(_load(args), args.out, problems_per_level=args.problems_per_level)
     return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from hipo.pipeline_run import run_local
 
-    result = run_local(load_config(args.config, args.overrides), args.out, arms=args.arms)
+    result = run_local(_load(args), args.out, arms=args.arms)
     print(result.summary)
     print(f"report: {result.report}")
     if result.comparison:
@@ -106,7 +112,7 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
 def _cmd_data_generate(args: argparse.Namespace) -> int:
     from hipo.data.run import generate
 
-    stats = generate(load_config(args.config, args.overrides), args.out, batch_size=args.batch_size)
+    stats = generate(_load(args), args.out, batch_size=args.batch_size)
     print(
         json.dumps({k: stats[k] for k in ("queries", "dropped", "splits", "seconds")}, indent=2, default=str)
     )
@@ -117,7 +123,7 @@ def _cmd_data_generate(args: argparse.Namespace) -> int:
 def _cmd_data_validate(args: argparse.Namespace) -> int:
     from hipo.quality import GateFailed, check, validate_dataset, write_report
 
-    result = validate_dataset(args.dataset, load_config(args.config, args.overrides).quality)
+    result = validate_dataset(args.dataset, _load(args).quality)
     paths = write_report(result, args.report) if args.report else {}
     try:
         check(result)
@@ -134,7 +140,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from hipo.evaluate.compare import evaluate_models
 
     overrides = [*args.overrides, *([f"eval.engine={args.engine}"] if args.engine else [])]
-    config = load_config(args.config, overrides)
+    config = _load(args, overrides)
     names = args.name or [Path(m).name for m in args.model]
     if len(names) != len(args.model):
         raise ConfigError(f"give one --name per --model: models {args.model}, names {names}")
@@ -151,7 +157,7 @@ def _cmd_train_sft(args: argparse.Namespace) -> int:
     from hipo.train.sft import train_sft
 
     overrides = [*args.overrides, *([f"model.base={json.dumps(args.base)}"] if args.base else [])]
-    metrics = train_sft(load_config(args.config, overrides), args.data, args.out, cache_dir=args.cache_dir)
+    metrics = train_sft(_load(args, overrides), args.data, args.out, cache_dir=args.cache_dir)
     if distributed_env().rank == 0:
         print(json.dumps(metrics, indent=2))
     return 0
@@ -161,7 +167,7 @@ def _cmd_train_rl(args: argparse.Namespace) -> int:
     from hipo.config import distributed_env
     from hipo.train.rl import train_rl
 
-    result = train_rl(load_config(args.config, args.overrides), args.policy, args.out)
+    result = train_rl(_load(args), args.policy, args.out)
     if distributed_env().rank == 0:
         print(json.dumps(result, indent=2))
     return 0

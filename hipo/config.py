@@ -29,7 +29,8 @@ class TaskConfig(_Section):
     """Where problems come from (hipo/tasks)."""
 
     name: Literal["arithmetic", "math"] = "arithmetic"
-    datasets: tuple[str, ...] = ()  # math task: built-in names (gsm8k, math, math500) or paths / s3:// URIs
+    # math task: built-in names (gsm8k, math, math500), paths / s3:// URIs, and "arithmetic" as an easy tier
+    datasets: tuple[str, ...] = ()
     difficulties: tuple[int, ...] = (1, 2, 3, 4, 5)
     train_size: int = Field(2000, ge=1)
     eval_size: int = Field(500, ge=1)
@@ -56,8 +57,9 @@ class EndpointConfig(_Section):
 class DataConfig(_Section):
     """Hybrid data pipeline, HIPO_ALGORITHM.md §2."""
 
-    teacher: Literal["scripted", "hf", "openai", "vllm"] = "scripted"
-    teacher_model: str = ""  # hf / vllm: a local model directory
+    # scripted+hf: the scripted teacher for arithmetic prompts, the hf model for the others (a mixture)
+    teacher: Literal["scripted", "hf", "openai", "vllm", "scripted+hf"] = "scripted"
+    teacher_model: str = ""  # hf / vllm: a local model directory; scripted+hf: also "smollm2"
     teacher_endpoint: EndpointConfig = EndpointConfig()
     judge: Literal["template", "openai"] = "template"
     judge_endpoint: EndpointConfig = EndpointConfig()
@@ -228,8 +230,9 @@ class RunConfig(_Section):
     eval: EvalConfig = EvalConfig()
     registry: RegistryConfig = RegistryConfig()
     launch: LaunchConfig = LaunchConfig()
-    rollout_sampling: SamplingConfig = SamplingConfig(temperature=1.0, top_p=1.0)
-    eval_sampling: SamplingConfig = SamplingConfig(temperature=0.6, top_p=0.95)
+    # 128 new tokens: twice the longest arithmetic response; a runaway sample stops there, not at 256
+    rollout_sampling: SamplingConfig = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=128)
+    eval_sampling: SamplingConfig = SamplingConfig(temperature=0.6, top_p=0.95, max_new_tokens=128)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -332,19 +335,47 @@ def build_config(
         raise ConfigError(_describe(error)) from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Load a YAML run configuration (or the defaults when ``path`` is None) and apply overrides."""
-    values: Any = {}
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+
+
+def preset_names() -> list[str]:
+    """The presets shipped in hipo/presets (file stems)."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{what} {path} is not valid YAML: {error}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{what} {path} must hold a mapping of sections, got {type(values).__name__}")
+    return values
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, section by section (a key ``top`` sets replaces only that key)."""
+    merged = dict(base)
+    for key, value in top.items():
+        below = merged.get(key)
+        merged[key] = _merge(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+    return merged
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), preset: str | None = None
+) -> RunConfig:
+    """The defaults, then the named preset (hipo/presets/<name>.yaml), then the YAML file at ``path``,
+    then the ``section.field=value`` overrides, each over the one before."""
+    values: dict[str, Any] = {}
+    if preset is not None:
+        preset_file = PRESETS_DIR / f"{preset}.yaml"
+        if preset not in preset_names():
+            raise ConfigError(f"unknown preset {preset!r}: choose one of {preset_names()}")
+        values = _read_yaml(preset_file, "preset")
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as error:
-            raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
-        if not isinstance(values, dict):
-            raise ConfigError(
-                f"config file {path} must hold a mapping of sections, got {type(values).__name__}"
-            )
+        values = _merge(values, _read_yaml(path, "config file"))
     return build_config(values, overrides)

@@ -60,6 +60,10 @@ def make_teacher(data: DataConfig, cache_dir: Path | None = None) -> Engine:
     """
     if data.teacher == "scripted":
         return ScriptedEngine(seed=data.seed)
+    if data.teacher == "scripted+hf":
+        from hipo.engines.routed import RoutedEngine, model_teacher
+
+        return RoutedEngine(ScriptedEngine(seed=data.seed), model_teacher(data, cache_dir))
     if data.teacher in ("hf", "vllm"):
         path = _model_dir(data)  # before the heavy import: a config mistake fails fast
         if data.teacher == "hf":
@@ -77,4 +81,6 @@ def make_teacher(data: DataConfig, cache_dir: Path | None = None) -> Engine:
         return OpenAIEngine(
             data.teacher_endpoint, cache_dir, seed=data.seed, prefill_mode=data.teacher_endpoint.prefill
         )
-    raise EngineError(f"unknown teacher {data.teacher!r}: use 'scripted', 'hf', 'openai' or 'vllm'")
+    raise EngineError(
+        f"unknown teacher {data.teacher!r}: use 'scripted', 'hf', 'openai', 'vllm' or 'scripted+hf'"
+    )

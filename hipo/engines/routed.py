@@ -51,12 +51,13 @@ class RoutedEngine:
 
 def model_teacher(data: DataConfig, cache_dir: Path | None) -> Engine:
     """The hf half of ``scripted+hf``: ``data.teacher_model`` is "smollm2" (the packaged SmolLM2-135M,
-    converted once under ``cache_dir``) or a local model directory."""
+    converted once under ``cache_dir``, with the HiPO tokens added) or a local model directory."""
     from hipo.engines import HFEngine, _model_dir
 
     if data.teacher_model == "smollm2":
-        from hipo.train.models import load_smollm2
+        from hipo.config import ModelConfig
+        from hipo.train.models import load_policy
 
-        model, tokenizer = load_smollm2(cache_dir or Path(".cache"))
-        return HFEngine(model, tokenizer, seed=data.seed)
+        policy = load_policy("smollm2", ModelConfig(), cache_dir or Path(".cache"), seed=data.seed)
+        return HFEngine(policy.model, policy.tokenizer, seed=data.seed)
     return HFEngine(_model_dir(data), seed=data.seed)

@@ -6,7 +6,7 @@ from components.evaluate import evaluate
 from components.generate_hybrid_data import generate_hybrid_data
 from components.hipo_rl import hipo_rl
 from components.prepare import prepare
-from components.register import promote, register
+from components.register import gate, promote, register
 from components.run_summary import run_summary
 from components.sft import sft
 from components.validate_data import validate_data
@@ -14,6 +14,7 @@ from components.validate_data import validate_data
 __all__ = [
     "compare_arms",
     "evaluate",
+    "gate",
     "generate_hybrid_data",
     "hipo_rl",
     "prepare",

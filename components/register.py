@@ -1,5 +1,3 @@
-from typing import NamedTuple
-
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Model, Output
 
 from components._base import component
@@ -13,14 +11,19 @@ def register(
     dataset: Input[Dataset],
     run_id: str,
     card: Output[Markdown],
-) -> NamedTuple("Registration", [("version", str), ("gate_passed", bool)]):
-    """Register the policy in MLflow (alias challenger) and record the promotion gate's decision."""
-    from collections import namedtuple
-
+) -> str:
+    """Register the policy in MLflow with its evaluation (alias challenger); returns the version."""
     from hipo import steps
 
-    done = steps.register(config.path, model.path, results.path, run_id, dataset.uri, card.path)
-    return namedtuple("Registration", ["version", "gate_passed"])(done["version"], done["passed"])
+    return steps.register(config.path, model.path, results.path, run_id, dataset.uri, card.path)
+
+
+@component()
+def gate(config: Input[Artifact], version: str, card: Output[Markdown]) -> bool:
+    """The promotion gate against the current champion; True when the version may replace it."""
+    from hipo import steps
+
+    return steps.gate(config.path, version, card.path)
 
 
 @component()

@@ -111,8 +111,8 @@ def _collect(run_dir: Path, config: RunConfig, arms: str) -> LocalRun:
     results = _task_dir(run_dir, "evaluate")
     if results is None:
         raise PipelineFailed(f"no evaluate step output under {run_dir}")
-    version = json.loads((_task_dir(run_dir, "register") / "executor_output.json").read_text())
-    number = str(version["parameterValues"]["version"])
+    registered = json.loads((_task_dir(run_dir, "register") / "executor_output.json").read_text())
+    number = str(registered["parameterValues"]["Output"])
     summary = describe(config.registry.model_name, tracking_uri=config.registry.tracking_uri or None)
     aliases = next((v.aliases for v in summary.versions if v.version == number), ())
     other = _task_dir(run_dir, "compare-arms" if arms == "all" else "evaluate-2") if arms != "hipo" else None

@@ -204,41 +204,49 @@ def evaluate(
 @records_failure("card_md")
 def register(
     config_dir: str, model_dir: str, results_dir: str, run_id: str, data_uri: str, card_md: str
-) -> dict[str, Any]:
+) -> str:
     """Register the policy as a new version (alias ``challenger``) with the evaluation's metrics and
-    reports, and record the gate's decision in ``card_md``; promotion to ``champion`` is the
-    :func:`promote` step."""
+    reports; returns the version. Idempotent per pipeline run, so a retried step registers once."""
     from hipo.registry import register as register_version
 
     config = read_config(config_dir)
     results = Path(results_dir)
-    metrics = json.loads((results / "metrics.json").read_text())
-    reports = [results / name for name in ("report.html", "summary.md")]
     registration = register_version(
         config,
-        metrics,
+        json.loads((results / "metrics.json").read_text()),
         model_dir,
         pipeline_run_id=run_id,
         data_uri=data_uri,
-        reports=reports,
+        reports=[results / name for name in ("report.html", "summary.md")],
         tracking_uri=config.registry.tracking_uri or None,
         promote=False,
     )
-    gate = registration.gate
+    card = (
+        f"# {registration.name} v{registration.version} (challenger)\n\n- MLflow run: {registration.run_id}\n"
+    )
+    Path(card_md).write_text(card, encoding="utf-8")
+    print(f"register: {registration.name} v{registration.version} (challenger)")
+    return str(registration.version)
+
+
+@records_failure("card_md")
+def gate(config_dir: str, version: str, card_md: str) -> bool:
+    """The promotion gate: may ``version`` replace the champion? Writes the decision and its reasons."""
+    from hipo.registry import gate_version
+
+    registry = read_config(config_dir).registry
+    decision = gate_version(
+        registry.model_name, version, registry, tracking_uri=registry.tracking_uri or None
+    )
     card = [
-        f"# {registration.name} v{registration.version} (challenger)",
+        f"# Gate: {'passed' if decision.passed else 'rejected'}",
         "",
-        f"- MLflow run: {registration.run_id}",
-        f"- gate: {'passed' if gate.passed else 'rejected'}, champion compared: {gate.compared_to or 'none'}",
-        *(f"  - {reason}" for reason in gate.reasons),
+        f"{registry.model_name} v{version} against champion {decision.compared_to or 'none'}:",
+        *(f"- {reason}" for reason in decision.reasons),
     ]
     Path(card_md).write_text("\n".join(card) + "\n", encoding="utf-8")
-    print("register: " + "\n".join(card))
-    return {
-        "version": str(registration.version),
-        "passed": registration.gate.passed,
-        "name": registration.name,
-    }
+    print("gate: " + "\n".join(card))
+    return decision.passed
 
 
 @records_failure("card_md")

@@ -50,7 +50,8 @@ def _now() -> str:
 def _set_champion(client: MlflowClient, name: str, version: str, reason: str) -> str | None:
     """Point ``champion`` at ``version``, record the audit tags; returns the replaced champion."""
     previous = alias_version(client, name, CHAMPION)
-    previous_version = None if previous is None else previous.version
+    previous_version = None if previous is None else str(previous.version)  # SQLite stores give ints
+    version = str(version)
     if previous_version == version:
         return previous_version
     client.set_registered_model_alias(name, CHAMPION, version)
@@ -85,14 +86,14 @@ def apply_gate(
             None if compared == "none" else compared,
         )
     champion = alias_version(client, name, CHAMPION)
-    if champion is not None and champion.version == version:
+    if champion is not None and str(champion.version) == str(version):
         decision = GateDecision(True, ("already the champion",), version)
     else:
         decision = evaluate_gate(
             version_metrics(client, candidate),
             None if champion is None else version_metrics(client, champion),
             limits,
-            None if champion is None else champion.version,
+            None if champion is None else str(champion.version),
         )
         if decision.passed and promote:
             _set_champion(client, name, version, _gate_reason(decision.reasons))
@@ -105,6 +106,16 @@ def apply_gate(
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     return decision
+
+
+def gate_version(
+    name: str, version: str | int, limits: RegistryConfig, *, tracking_uri: str | None = None
+) -> GateDecision:
+    """The promotion gate's decision for ``version`` (the recorded one, else computed and recorded
+    now); never moves the champion: that is :func:`promote_challenger`."""
+    client = connect(tracking_uri)
+    with mlflow_errors(f"gate {name} v{version}"):
+        return apply_gate(client, name, get_version(client, name, version).version, limits, promote=False)
 
 
 def _gate_reason(reasons: tuple[str, ...] | list[str]) -> str:
@@ -200,7 +211,9 @@ def describe(name: str, *, tracking_uri: str | None = None) -> ModelSummary:
         versions = []
         for mv in sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: -int(v.version)):
             metrics = tagged_metrics(mv.tags)
-            on_it = tuple(sorted(a for a, v in aliases.items() if v == mv.version))
-            versions.append(VersionSummary(mv.version, on_it, mv.creation_timestamp, metrics, dict(mv.tags)))
+            on_it = tuple(sorted(a for a, v in aliases.items() if v == str(mv.version)))
+            versions.append(
+                VersionSummary(str(mv.version), on_it, mv.creation_timestamp, metrics, dict(mv.tags))
+            )
         history = tuple(filter(None, model.tags.get(HISTORY, "").split(",")))
         return ModelSummary(name, aliases, history, tuple(versions))

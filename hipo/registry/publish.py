@@ -204,4 +204,4 @@ def register(
         if not found or GATE_DECISION not in version.tags:
             client.set_registered_model_alias(name, CHALLENGER, version.version)
         decision = apply_gate(client, name, version.version, config.registry, promote)
-    return Registration(name, version.version, version.run_id, not found, decision)
+    return Registration(name, str(version.version), version.run_id, not found, decision)

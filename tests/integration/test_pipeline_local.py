@@ -19,6 +19,7 @@ SMALL = [
     "rl.steps=2",
     "rl.prompts_per_step=4",
     "rl.group_size=4",
+    "registry.max_format_failure_rate=1.0",  # a policy trained for seconds formats badly: let it pass
 ]
 
 
@@ -28,7 +29,7 @@ def test_the_dag_runs_locally_registers_and_promotes(tmp_path, capsys):
 
     steps = {p.name for p in run.run_dir.iterdir()}
     expected = {"prepare", "generate-hybrid-data", "validate-data", "sft", "hipo-rl", "evaluate", "register"}
-    assert expected | {"promote", "run-summary"} <= steps
+    assert expected | {"gate", "promote", "run-summary"} <= steps
     assert "Cold-Start (mix)+HiPO" in run.summary and "Cold-Start (mix)" in run.summary
     assert run.report.read_text().startswith("<!DOCTYPE html>")
     # the first version of a model has no champion to lose against: the gate passes, promote runs
@@ -39,8 +40,10 @@ def test_the_dag_runs_locally_registers_and_promotes(tmp_path, capsys):
     # one configuration flowed through the steps: the sft and rl settings the run asked for
     prepared = (run.run_dir / "prepare" / "config" / "config.yaml").read_text()
     assert "steps: 4" in prepared and "tracking_uri: sqlite:///" in prepared
-    outputs = json.loads((run.run_dir / "register" / "executor_output.json").read_text())
-    assert outputs["parameterValues"]["gate_passed"] is True
+    gate = json.loads((run.run_dir / "gate" / "executor_output.json").read_text())
+    assert gate["parameterValues"]["Output"] is True
+    assert (run.run_dir / "gate" / "card").read_text().startswith("# Gate: passed")
+    assert "is the champion" in (run.run_dir / "promote" / "card").read_text()
 
 
 def test_a_failing_step_stops_the_run_with_its_own_message_and_keeps_earlier_work(tmp_path):

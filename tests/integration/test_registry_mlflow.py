@@ -172,3 +172,26 @@ def test_unreachable_server_fails_fast(monkeypatch, tiny_model_dir, capsys):
     assert main(["models", "hipo-policy"]) == 2
     assert "start it or set MLFLOW_TRACKING_URI" in capsys.readouterr().err
     assert time.monotonic() - start < 15
+
+
+def test_the_pipeline_gates_then_promotes_in_separate_steps(config, tiny_model_dir, mlflow_server):
+    """register(promote=False) records "passed" without moving the champion; gate_version reads the
+    recorded decision; promote_challenger finishes the promotion and refuses a rejected version."""
+    from hipo.registry import CHAMPION, gate_version, promote_challenger
+
+    name, client = config.registry.model_name, _client(mlflow_server)
+    first = register(config, metrics(0.80), tiny_model_dir, pipeline_run_id="p-1", promote=False)
+    assert first.gate.passed and client.get_model_version(name, "1").tags[GATE_DECISION] == "passed"
+    assert CHAMPION not in client.get_registered_model(name).aliases
+    assert gate_version(name, "1", config.registry).passed
+    assert promote_challenger(name, "1") is None
+    assert client.get_registered_model(name).aliases[CHAMPION] == "1"
+    assert client.get_model_version(name, "1").tags[GATE_DECISION] == "promoted"
+    assert promote_challenger(name, "1") == "1"  # idempotent: already the champion
+
+    worse = register(config, metrics(0.50), tiny_model_dir, pipeline_run_id="p-2", promote=False)
+    decision = gate_version(name, worse.version, config.registry)
+    assert not decision.passed and decision.compared_to == "1"
+    with pytest.raises(RegistryError, match="gate decision is rejected"):
+        promote_challenger(name, worse.version)
+    assert client.get_registered_model(name).aliases[CHAMPION] == "1"

@@ -30,7 +30,10 @@ STATE_FILE = "trainer_state.pt"
 META_FILE = "meta.json"
 LATEST = "latest.json"
 # fields a resumed run may change; any other difference would not reproduce the interrupted run
-RESUMABLE_CHANGES = {"rl.steps", "rl.save_every", "rl.collapse_alarm_steps", "rl.stop_on_collapse"}
+RESUMABLE_CHANGES = {
+    "rl.steps", "rl.save_every", "rl.collapse_alarm_steps", "rl.stop_on_collapse", "rl.keep_checkpoints",
+    "rl.vllm_gpu_memory_utilization",
+}  # fmt: skip
 TRAJECTORY_SECTIONS = ("seed", "task", "model", "rl", "rollout_sampling")
 
 

@@ -78,8 +78,8 @@ def test_a_killed_run_resumes_and_reproduces_the_next_step(warm_policy, tmp_path
 
 
 def test_outputs_checkpoint_pruning_and_section_7_metrics(tiny_model_dir, tmp_path):
-    config = rl_config({"rl": {"steps": 4, "save_every": 1, "drop_uniform_groups": True}})
-    result = train_rl(config, str(tiny_model_dir), tmp_path)
+    rl = {"steps": 4, "save_every": 1, "drop_uniform_groups": True, "keep_checkpoints": 2}
+    result = train_rl(rl_config({"rl": rl}), str(tiny_model_dir), tmp_path)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000003", "step-000004"]
     assert checkpoint.latest(tmp_path / "checkpoints").name == "step-000004"
     lines = _lines(tmp_path)
@@ -102,11 +102,15 @@ def test_stop_on_collapse_saves_and_says_so(fixed_response_model_dir, tmp_path):
     assert checkpoint.latest(tmp_path / "checkpoints").name == "step-000002"
 
 
-def test_prompts_that_do_not_divide_across_ranks_fail_before_compute(tiny_model_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("deepspeed", ["none", "zero2", "zero3"])
+def test_prompts_that_do_not_divide_across_ranks_fail_before_compute(
+    tiny_model_dir, tmp_path, monkeypatch, deepspeed
+):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
+    config = rl_config({"rl": {"prompts_per_step": 3, "optim": {"deepspeed": deepspeed}}})
     with pytest.raises(ConfigError, match="prompts_per_step=3 does not divide across 2 ranks"):
-        train_rl(rl_config({"rl": {"prompts_per_step": 3}}), str(tiny_model_dir), tmp_path)
+        train_rl(config, str(tiny_model_dir), tmp_path)
     assert not tmp_path.joinpath("metrics.jsonl").exists()
 
 

@@ -124,7 +124,7 @@ def test_logprobs_match_generation_and_do_not_depend_on_micro_batches(tiny):
     for row, completion in enumerate(c for group in completions for c in group):
         got = whole[row, : len(completion.logprobs)]
         assert torch.allclose(got, torch.tensor(completion.logprobs), atol=1e-4)
-        assert (whole[row, len(completion.logprobs) :] == 0).all()
+        assert batch.response_mask[row].sum() == len(completion.logprobs)  # padding's log-probs never count
 
 
 @pytest.mark.parametrize("loss_agg", ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"])
@@ -185,7 +185,7 @@ def test_metrics_go_to_a_real_mlflow_sqlite_store(tiny, tmp_path, monkeypatch, c
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    config = build_config({"rl": {"omega": 0.1}})
+    config = build_config({"rl": {"omega": 0.1}, "registry": {"experiment": "hipo-test"}})
     tracker = MetricsTracker(tmp_path, config, main=True, params={"rl.omega": 0.1, "policy_source": "x"})
     for step in (1, 2):
         tracker.log(step, _metrics(_think_on_rows(tiny)))
@@ -194,6 +194,7 @@ def test_metrics_go_to_a_real_mlflow_sqlite_store(tiny, tmp_path, monkeypatch, c
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(tracker.mlflow_run_id)
     assert run.data.params["rl.omega"] == "0.1" and run.info.status == "FINISHED"
+    assert client.get_experiment(run.info.experiment_id).name == "hipo-test"
     history = client.get_metric_history(run.info.run_id, "reward_mean")
     assert [m.step for m in history] == [1, 2]
     assert "kl" not in run.data.metrics and run.data.metrics["think_rate"] == 1.0

@@ -1,4 +1,4 @@
-"""Process-group helpers and batch arithmetic for data-parallel training."""
+"""Process-group helpers, batch arithmetic and the learning-rate schedule of data-parallel training."""
 
 import os
 import random
@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from hipo.config import ConfigError, DistributedEnv
+from hipo.config import ConfigError, DistributedEnv, OptimConfig, build_config
 from hipo.train import distributed
-from hipo.train.optim import accumulation_steps
+from hipo.train.optim import accumulation_steps, lr_factor
 
 
 def test_shard_gives_each_rank_its_share():
@@ -54,3 +54,14 @@ def test_seed_everything_is_per_rank():
         return random.random(), torch.rand(1).item()
 
     assert draw(0) == draw(0) != draw(1)
+
+
+def test_lr_schedule_warms_up_then_decays_or_stays():
+    cosine = OptimConfig(warmup_ratio=0.1)  # 2 warmup steps of 20, then 18 of cosine decay
+    assert [lr_factor(step, cosine, 20) for step in (0, 1)] == [0.5, 1.0]
+    assert lr_factor(11, cosine, 20) == pytest.approx(0.5)
+    assert lr_factor(20, cosine, 20) == 0.0
+    assert build_config().sft.optim.schedule == "cosine"
+    constant = build_config({"rl": {"optim": {"lr": 1e-3}}}).rl.optim  # RL's defaults survive an override
+    assert constant.schedule == "constant" and constant.warmup_ratio == 0.0
+    assert {lr_factor(step, constant, 20) for step in range(21)} == {1.0}

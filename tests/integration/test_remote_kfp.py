@@ -268,3 +268,26 @@ def test_bearer_token_from_kfp_token(kfp_server, package, capsys, monkeypatch):
 def test_host_without_scheme_is_refused(package):
     with pytest.raises(RemoteError, match="must be the KFP API address with its scheme"):
         remote.list_runs("localhost:8080")
+
+
+def test_the_committed_pipeline_submits_with_its_platform_settings(kfp_server, capsys):
+    """The default package is the committed cluster pipeline: typed knobs, the Kubernetes platform spec."""
+    from hipo.pipeline_run import COMPILED
+
+    fake = kfp_server()
+    params = [
+        "--param=rl_steps=50",
+        "--param=omega=0.1",
+        "--param=arms=all",
+        '--param=benchmarks=["arithmetic"]',
+    ]
+    assert main(["submit", "--host", fake.url, *params]) == 0
+    (run,) = fake.runs.values()
+    assert run["runtime_config"]["parameters"] == {
+        "rl_steps": 50, "omega": 0.1, "arms": "all", "benchmarks": ["arithmetic"]
+    }  # fmt: skip
+    # with a platform spec, kfp.Client sends both documents: {"pipeline_spec": ..., "platform_spec": ...}
+    sent = run["pipeline_spec"]
+    assert sent["pipeline_spec"]["pipelineInfo"]["name"] == "hipo-pipeline"
+    compiled_platform = list(yaml.safe_load_all(COMPILED.read_text()))[1]
+    assert sent["platform_spec"] == compiled_platform

@@ -1,0 +1,171 @@
+"""Ablations of HiPO's switches (HIPO_ALGORITHM.md §4–§5): each row the HiPO arm with one change.
+
+Rows: the reference (defaults), GRPO from the same start, ``rl.bias=none``, ``rl.local_norm=false``,
+``rl.global_mode_adv=false``, two values of γ and two of ω. Every row starts from the same
+Cold-Start (mix) policy of the same seed and is evaluated on the same held-out problems. The data and
+the SFT read no ``rl.*`` field, so they run once per seed and are shared; each row then runs the
+pipeline's own RL and evaluation steps (``hipo.steps.hipo_rl`` / ``evaluate_models``, what the KFP
+components call), without the per-step process start of kfp.local. Resumable: finished rows are kept::
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/ablations.py --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.comparison import machine  # noqa: E402
+from hipo import steps  # noqa: E402
+from hipo.evaluate.table import comparison_table, difficulty_table  # noqa: E402
+
+START = "Cold-Start (mix)"
+ROWS: dict[str, tuple[str, list[str]]] = {  # name: (rl.algorithm, overrides)
+    "HiPO (reference)": ("hipo", []),
+    "GRPO": ("grpo", []),
+    "bias none": ("hipo", ["rl.bias=none"]),
+    "local_norm off": ("hipo", ["rl.local_norm=false"]),
+    "global_mode_adv off": ("hipo", ["rl.global_mode_adv=false"]),
+    "gamma 0.5": ("hipo", ["rl.gamma=0.5"]),
+    "gamma 2": ("hipo", ["rl.gamma=2.0"]),
+    "omega 0": ("hipo", ["rl.omega=0.0"]),
+    "omega 0.2": ("hipo", ["rl.omega=0.2"]),
+}
+VALUES = ("accuracy", "tokens", "think_rate")
+
+
+def run_seed(seed: int, root: Path, sets: list[str], rows: list[str]) -> tuple[dict[str, Any], float]:
+    """Data and Cold-Start (mix) once, then one RL run per ablation row; all evaluated together."""
+    started = time.perf_counter()
+    base_dir, prompts, data = root / "config", root / "prompts", root / "data"
+    steps.prepare({}, "", [f"seed={seed}", *sets], str(base_dir), str(prompts))
+    if not (data / "stats.json").is_file():
+        steps.generate_hybrid_data(str(base_dir), str(prompts), str(data))
+    sft_dir = root / "sft-mix"
+    if not (sft_dir / "config.json").is_file():
+        steps.sft(str(base_dir), str(data), "mix", str(sft_dir), f"ablation-{seed}")
+    models = {START: str(sft_dir)}
+    for name in rows:
+        row_dir = root / "rows" / name.replace(" ", "-").replace("(", "").replace(")", "")
+        config_dir = row_dir / "config"
+        algorithm, overrides = ROWS[name]
+        steps.prepare({}, "", [f"seed={seed}", *sets, *overrides], str(config_dir), str(row_dir / "prompts"))
+        if not (row_dir / "model" / "config.json").is_file():
+            steps.hipo_rl(
+                str(config_dir), str(sft_dir), algorithm, str(row_dir / "model"), f"ablation-{seed}"
+            )
+        models[name] = str(row_dir / "model")
+    from hipo.evaluate.compare import evaluate_models
+
+    results, _ = evaluate_models(
+        steps.read_config(base_dir), models, root / "eval", labels=data / "mix", title="HiPO ablations",
+        baseline=START, primary=START,
+    )  # fmt: skip
+    table = comparison_table(results, START)
+    think = difficulty_table(results, "arithmetic", "think_rate")
+    return {
+        "rows": {n: {k: float(v) for k, v in table.loc[n].items()} for n in table.index},
+        "think_rate_by_difficulty": {n: {k: float(v) for k, v in think.loc[n].items()} for n in think.index},
+    }, time.perf_counter() - started
+
+
+def spread(values: list[float]) -> dict[str, Any]:
+    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values), "values": values}
+
+
+def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    first = per_seed[0]
+    return {
+        table: {
+            name: {k: spread([s[table][name][k] for s in per_seed]) for k in first[table][name]}
+            for name in first[table]
+        }
+        for table in ("rows", "think_rate_by_difficulty")
+    }
+
+
+def _ms(s: dict[str, Any], fmt: str, scale: float = 1.0) -> str:
+    if len(s["values"]) == 1:
+        return f"{s['mean'] * scale:{fmt}}"
+    return f"{s['mean'] * scale:{fmt}} [{s['min'] * scale:{fmt}}, {s['max'] * scale:{fmt}}]"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    agg, meta = report["aggregate"], report["meta"]
+    levels = list(next(iter(agg["think_rate_by_difficulty"].values())))
+    lines = [
+        "# HiPO ablations on the arithmetic benchmark",
+        "",
+        f"- command: `{meta['command']}`",
+        f"- date: {meta['date']}; machine: {meta['machine']}; seeds: {meta['seeds']}",
+        f"- wall time per seed (s): {', '.join(f'{w:.0f}' for w in meta['wall_s'])}",
+        f"- overrides of every row: {meta['sets'] or 'none (defaults)'}",
+        "",
+        f"Every row is RL from the same {START} policy with one switch changed; Δ is relative to {START}."
+        + (" Mean over seeds, [min, max] in brackets." if len(meta["seeds"]) > 1 else ""),
+        "",
+        "| row | change | accuracy | tokens | thinking rate | Δ tokens | Δ thinking rate | "
+        + " | ".join(f"think {d}" for d in levels)
+        + " |",
+        "|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(levels),
+    ]
+    for name, row in agg["rows"].items():
+        algorithm, overrides = ROWS.get(name, ("", []))
+        change = ", ".join(f"`{s}`" for s in overrides) or (
+            f"`rl.algorithm={algorithm}`" if algorithm == "grpo" else "–"
+        )
+        cells = [_ms(row["accuracy"], ".3f"), _ms(row["tokens"], ".1f"), _ms(row["think_rate"], ".3f")]
+        cells += [_ms(row[f"{k}_rel"], "+.1f", 100.0) + "%" for k in ("tokens", "think_rate")]
+        cells += [_ms(agg["think_rate_by_difficulty"][name][d], ".2f") for d in levels]
+        lines.append(f"| {name} | {change} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="section.field=value")
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), metavar="ROW")
+    parser.add_argument("--runs", default="runs/bench/ablations", help="where the runs go (resumable)")
+    parser.add_argument("--results", default="bench/results", help="where ablations.json/.md go")
+    args = parser.parse_args()
+
+    started = datetime.now(UTC)
+    per_seed, walls = [], []
+    for seed in args.seeds:
+        row, wall = run_seed(seed, ROOT / args.runs / f"seed-{seed}", args.sets, args.rows)
+        per_seed.append(row)
+        walls.append(wall)
+    report = {
+        "meta": {
+            "command": " ".join(["OMP_NUM_THREADS=1 .venv/bin/python bench/ablations.py", *sys.argv[1:]]),
+            "date": started.isoformat(timespec="seconds"),
+            "machine": machine(),
+            "seeds": args.seeds,
+            "sets": args.sets,
+            "wall_s": walls,
+        },
+        "per_seed": dict(zip(map(str, args.seeds), per_seed, strict=True)),
+        "aggregate": aggregate(per_seed),
+    }
+    out = ROOT / args.results
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ablations.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (out / "ablations.md").write_text(markdown(report), encoding="utf-8")
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

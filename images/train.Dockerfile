@@ -4,7 +4,7 @@
 # Build with `make images` (tags from hipo/images.py); the context is the repository root.
 #
 # Versions: images/train.lock, compiled from pyproject's `gpu` extra with images/train-overrides.txt
-# (vllm 0.33.0 needs torch 2.14.0 and a newer openai than the CPU pins; images/README.md).
+# (the same torch as the CPU pins, vllm 0.32.0 and deepspeed 0.19.8; images/README.md).
 # CUDA: the torch and vLLM wheels bring their own CUDA 13 libraries, cuDNN and NCCL; the base image
 # supplies the matching CUDA user-space runtime, and nodes need an NVIDIA driver for CUDA 13 (>= 580).
 # FlashAttention: vLLM's wheel carries its FlashAttention kernels and FlashInfer; training uses torch's

@@ -43,14 +43,33 @@ ROWS: dict[str, tuple[str, list[str]]] = {  # name: (rl.algorithm, overrides)
 VALUES = ("accuracy", "tokens", "think_rate")
 
 
-def run_seed(seed: int, root: Path, sets: list[str], rows: list[str]) -> tuple[dict[str, Any], float]:
-    """Data and Cold-Start (mix) once, then one RL run per ablation row; all evaluated together."""
+SHARED = ("seed", "task", "data", "model", "sft")  # what the data and Cold-Start (mix) depend on
+
+
+def reused(run: Path, base_dir: Path) -> tuple[Path, Path]:
+    """(dataset, Cold-Start (mix) model) of a finished ``hipo run`` pipeline run (its artifacts folder),
+    after checking that it was prepared with the same data and SFT settings as this seed."""
+    theirs = steps.read_config(run / "prepare" / "config").to_dict()
+    ours = steps.read_config(base_dir).to_dict()
+    differ = [k for k in SHARED if theirs[k] != ours[k]]
+    if differ:
+        raise SystemExit(f"--reuse {run}: its {differ} settings differ from this seed's; run without --reuse")
+    return run / "generate-hybrid-data" / "dataset", run / "sft" / "model"
+
+
+def run_seed(
+    seed: int, root: Path, sets: list[str], rows: list[str], reuse: Path | None = None
+) -> tuple[dict[str, Any], float]:
+    """Data and Cold-Start (mix) once (or those of ``reuse``, a finished pipeline run of this seed),
+    then one RL run per ablation row; all evaluated together."""
     started = time.perf_counter()
     base_dir, prompts, data = root / "config", root / "prompts", root / "data"
     steps.prepare({}, "", [f"seed={seed}", *sets], str(base_dir), str(prompts))
+    sft_dir = root / "sft-mix"
+    if reuse is not None:
+        data, sft_dir = reused(reuse, base_dir)
     if not (data / "stats.json").is_file():
         steps.generate_hybrid_data(str(base_dir), str(prompts), str(data))
-    sft_dir = root / "sft-mix"
     if not (sft_dir / "config.json").is_file():
         steps.sft(str(base_dir), str(data), "mix", str(sft_dir), f"ablation-{seed}")
     models = {START: str(sft_dir)}
@@ -139,12 +158,20 @@ def main() -> int:
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), metavar="ROW")
     parser.add_argument("--runs", default="runs/bench/ablations", help="where the runs go (resumable)")
     parser.add_argument("--results", default="bench/results", help="where ablations.json/.md go")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        help="one seed only: take data and Cold-Start (mix) from this finished `hipo run` pipeline run "
+        "(runs/.../artifacts/<pipeline run>), e.g. bench/comparison.py's run of the same seed",
+    )
     args = parser.parse_args()
+    if args.reuse and len(args.seeds) != 1:
+        parser.error("--reuse belongs to one seed: pass exactly one --seeds value")
 
     started = datetime.now(UTC)
     per_seed, walls = [], []
     for seed in args.seeds:
-        row, wall = run_seed(seed, ROOT / args.runs / f"seed-{seed}", args.sets, args.rows)
+        row, wall = run_seed(seed, ROOT / args.runs / f"seed-{seed}", args.sets, args.rows, args.reuse)
         per_seed.append(row)
         walls.append(wall)
     report = {

@@ -123,6 +123,22 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_policy(policy, work / "model")
 
 
+def _greedy_matches(model: Any, tokenizer: Any) -> bool:
+    """Does greedy decoding give every TINY_FIXED_RESPONSES answer, ending the turn?"""
+    import torch
+
+    model.eval()
+    for prompt, response in TINY_FIXED_RESPONSES.items():
+        messages = [{"role": "user", "content": prompt}]
+        head = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = torch.tensor([tokenizer.encode(head, add_special_tokens=False)])
+        with torch.no_grad():
+            out = model.generate(ids, max_new_tokens=64, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        if tokenizer.decode(out[0, ids.shape[1] :]) != response + "<|im_end|>":
+            return False
+    return True
+
+
 @pytest.fixture(scope="session")
 def fixed_response_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model fine-tuned until greedy decoding gives TINY_FIXED_RESPONSES and ends the turn."""
@@ -143,13 +159,21 @@ def fixed_response_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.Temp
     ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows])
     labels = torch.tensor([[t if m else -100 for t, m in zip(r, mk, strict=True)] + [-100] * (width - len(r))
                            for r, mk in zip(rows, masks, strict=True)])  # fmt: skip
+    torch.manual_seed(0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(60):
+    matched_at = None
+    for step in range(1, 401):
+        model.train()
         loss = model(input_ids=ids, labels=labels).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
+        if matched_at is None and step >= 60 and step % 20 == 0 and _greedy_matches(model, tokenizer):
+            matched_at = step
+        if matched_at is not None and step == matched_at + 60:  # a margin: not a borderline argmax
+            break
+    else:
+        raise AssertionError("the fixed-response model did not learn TINY_FIXED_RESPONSES in 400 steps")
     out = tmp_path_factory.mktemp("tiny-qwen3-fixed")
     model.eval().save_pretrained(out)
     tokenizer.save_pretrained(out)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 import time
@@ -176,7 +177,7 @@ def main() -> int:
         walls.append(wall)
     report = {
         "meta": {
-            "command": " ".join(["OMP_NUM_THREADS=1 .venv/bin/python bench/ablations.py", *sys.argv[1:]]),
+            "command": "OMP_NUM_THREADS=1 .venv/bin/python bench/ablations.py " + shlex.join(sys.argv[1:]),
             "date": started.isoformat(timespec="seconds"),
             "machine": machine(),
             "seeds": args.seeds,

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -278,7 +279,7 @@ def write(
     """The results files for the seeds done so far (rewritten after every seed)."""
     report = {
         "meta": {
-            "command": " ".join(["OMP_NUM_THREADS=1 .venv/bin/python bench/comparison.py", *sys.argv[1:]]),
+            "command": "OMP_NUM_THREADS=1 .venv/bin/python bench/comparison.py " + shlex.join(sys.argv[1:]),
             "date": started.isoformat(timespec="seconds"),
             "machine": machine(),
             "seeds": list(seeds),

@@ -50,7 +50,7 @@ compile: setup
 	$(BIN)/hipo compile
 
 demo: setup
-	$(BIN)/hipo run --arms baseline --out runs/demo
+	$(BIN)/hipo run --preset demo --arms baseline --out runs/demo
 
 # The step and train images, tagged as hipo/images.py names them (the tags the pipeline compiles with);
 # the version and the git commit become OCI labels. Push with `docker push` (README "Deploy on a cluster").

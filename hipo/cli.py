@@ -69,6 +69,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(result.summary)
     print(f"report: {result.report}")
     if result.comparison:
+        print(result.comparison_summary)
         print(f"comparison report: {result.comparison}")
     aliases = ", ".join(result.aliases) or "none"
     print(f"registered model: {result.model_name} version {result.version} (aliases: {aliases})")

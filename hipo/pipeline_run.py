@@ -33,7 +33,8 @@ class LocalRun:
     model_name: str
     version: str
     aliases: tuple[str, ...]
-    comparison: Path | None  # the five-arm (or Cold-Start (on)) report, when arms were run
+    comparison: Path | None  # the five-arm (or against Cold-Start (on)) report, when arms were run
+    comparison_summary: str  # its table (Markdown), "" without arms
 
 
 def compile_pipeline(path: str | Path = COMPILED, **cluster: Any) -> Path:
@@ -58,8 +59,8 @@ def local_config(config: RunConfig, runs_root: Path) -> RunConfig:
 
 
 def _task_dir(run_dir: Path, task: str) -> Path | None:
-    found = sorted(run_dir.glob(f"{task}*"), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
+    """The folder kfp.local gave the task (tasks of one component are ``name``, ``name-2``, ...)."""
+    return run_dir / task if (run_dir / task).is_dir() else None
 
 
 def _failed_step(run_dir: Path, error: Exception) -> str:
@@ -124,4 +125,5 @@ def _collect(run_dir: Path, config: RunConfig, arms: str) -> LocalRun:
         version=number,
         aliases=tuple(aliases),
         comparison=other / "report" if other else None,
+        comparison_summary=(other / "results" / "summary.md").read_text(encoding="utf-8") if other else "",
     )

@@ -20,15 +20,19 @@ def compare_arms(
     """The paper's comparison: the five arms on the same benchmarks, relative to Cold-Start (on)."""
     from hipo import steps
 
-    models = {
-        "Cold-Start (on)": cold_start_on.path,
-        "Cold-Start (on)+GRPO": cold_start_on_grpo.path,
-        "Cold-Start (mix)": cold_start_mix.path,
-        "Cold-Start (mix)+GRPO": cold_start_mix_grpo.path,
-        "Cold-Start (mix)+HiPO": cold_start_mix_hipo.path,
-    }
-    values = steps.evaluate(
-        config.path, models, dataset.path, results.path, "Cold-Start (on)", report.path, summary.path
+    values = steps.compare_arms(
+        config.path,
+        dataset.path,
+        [
+            cold_start_on.path,
+            cold_start_on_grpo.path,
+            cold_start_mix.path,
+            cold_start_mix_grpo.path,
+            cold_start_mix_hipo.path,
+        ],
+        results.path,
+        report.path,
+        summary.path,
     )
     for key, value in values.items():
         metrics.log_metric(key, value)

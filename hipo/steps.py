@@ -201,6 +201,21 @@ def evaluate(
     return json.loads(Path(files["metrics.json"]).read_text())
 
 
+def compare_arms(
+    config_dir: str,
+    dataset_dir: str,
+    arm_dirs: list[str],
+    results_dir: str,
+    report_html: str,
+    summary_md: str,
+) -> dict[str, float]:
+    """The paper's five arms (``arm_dirs`` in ``ARM_NAMES`` order) scored side by side, relative to
+    Cold-Start (on)."""
+    models = dict(zip(ARM_NAMES.values(), arm_dirs, strict=True))
+    baseline = ARM_NAMES[("on", "none")]
+    return evaluate(config_dir, models, dataset_dir, results_dir, baseline, report_html, summary_md)
+
+
 @records_failure("card_md")
 def register(
     config_dir: str, model_dir: str, results_dir: str, run_id: str, data_uri: str, card_md: str

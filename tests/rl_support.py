@@ -108,3 +108,22 @@ def synthetic_batch(vocab: int, groups: int = 4, group_size: int = 4, seed: int 
         input_ids, attention, width_p, mask, adv, group_size, zeros, zeros.bool(), zeros.bool(),
         zeros.long(), zeros.long(),
     )  # fmt: skip
+
+
+def run_killed_at(step: int, config: RunConfig, policy: str, out: Path, monkeypatch: Any) -> None:
+    """Run ``train_rl`` into ``out`` and kill it (KeyboardInterrupt) as ``step`` begins."""
+    import pytest
+
+    from hipo.train.rl import Trainer, train_rl
+
+    original = Trainer.step
+
+    def killed(self: Trainer, at: int) -> dict[str, Any]:
+        if at == step:
+            raise KeyboardInterrupt("killed")
+        return original(self, at)
+
+    monkeypatch.setattr(Trainer, "step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_rl(config, policy, out)
+    monkeypatch.setattr(Trainer, "step", original)

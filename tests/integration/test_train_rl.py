@@ -5,14 +5,14 @@ import tempfile
 
 import pytest
 import torch
-from rl_support import OneProblemTask, rl_config, warm_start
+from rl_support import OneProblemTask, rl_config, run_killed_at, warm_start
 from transformers import AutoModelForCausalLM
 
 from hipo.cli import main
 from hipo.config import ConfigError
 from hipo.tasks.math import MathTask
 from hipo.train import checkpoint
-from hipo.train.rl import Trainer, train_rl
+from hipo.train.rl import train_rl
 
 SECTION_7 = (
     "reward_mean", "reward_std", "accuracy", "think_rate", "think_rate_d1", "length_mean", "length_on",
@@ -57,17 +57,7 @@ def test_rl_raises_the_mean_reward(warm_policy, tmp_path):
 def test_a_killed_run_resumes_and_reproduces_the_next_step(warm_policy, tmp_path, monkeypatch):
     config = rl_config({"rl": {"steps": 3, "save_every": 2, "kl_beta": 0.05}})
     train_rl(config, str(warm_policy), tmp_path / "straight")
-    original = Trainer.step
-
-    def killed_at_step_3(self, step):
-        if step == 3:
-            raise KeyboardInterrupt("killed")
-        return original(self, step)
-
-    monkeypatch.setattr(Trainer, "step", killed_at_step_3)
-    with pytest.raises(KeyboardInterrupt):
-        train_rl(config, str(warm_policy), tmp_path / "resumed")
-    monkeypatch.setattr(Trainer, "step", original)
+    run_killed_at(3, config, str(warm_policy), tmp_path / "resumed", monkeypatch)
     result = train_rl(config, str(warm_policy), tmp_path / "resumed")
     straight, resumed = _lines(tmp_path / "straight"), _lines(tmp_path / "resumed")
     assert [line["step"] for line in resumed] == [1, 2, 3]

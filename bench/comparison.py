@@ -5,8 +5,12 @@ starts, GRPO from each, HiPO, evaluation), reads the compare-arms step's scored 
 writes per-arm mean and spread (min–max over seeds) of accuracy, tokens and thinking rate, their
 changes relative to Cold-Start (on), thinking rate per difficulty, and the issue-8 targets::
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/comparison.py --seeds 0 1 2
-    OMP_NUM_THREADS=1 .venv/bin/python bench/comparison.py --seeds 0 1 2 --check bench/results/comparison.json
+    OMP_NUM_THREADS=1 .venv/bin/python bench/comparison.py --seeds 0 1 2 --jobs 2
+    OMP_NUM_THREADS=1 .venv/bin/python bench/comparison.py --seeds 0 1 2 --jobs 2 \\
+        --check bench/results/comparison.json
+
+``--jobs 2`` runs two seeds at once (a kfp.local run mostly keeps one core busy); each seed has its own
+registry (``<runs>/seed-N/mlflow.db``), so parallel runs never share a SQLite file.
 
 ``--check`` compares the new run with an earlier results file instead of overwriting it: every
 per-arm mean must lie within the earlier min–max spread (widened by ``--tolerance``).
@@ -24,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,9 +36,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import difficulty_figure  # noqa: E402
+from hipo import steps  # noqa: E402
 from hipo.evaluate.metrics import EvalResult  # noqa: E402
-from hipo.evaluate.runner import load_result  # noqa: E402
-from hipo.evaluate.table import ROW_ORDER, comparison_table, difficulty_table  # noqa: E402
+from hipo.evaluate.table import comparison_table, difficulty_table  # noqa: E402
 
 BASELINE, HIPO = "Cold-Start (on)", "Cold-Start (mix)+HiPO"
 GRPO_ON, GRPO_MIX = "Cold-Start (on)+GRPO", "Cold-Start (mix)+GRPO"
@@ -54,7 +60,10 @@ def machine() -> str:
 
 
 def run_seed(seed: int, out: Path, sets: list[str]) -> tuple[Path, float]:
-    """``hipo run --arms all`` for one seed; returns the compare-arms results folder and the wall time."""
+    """``hipo run --arms all`` for one seed; returns the compare-arms results folder and the wall time.
+
+    The run goes to ``out/pipeline``: its local registry is ``out/mlflow.db``, the seed's own."""
+    out = out / "pipeline"
     command = [sys.executable, "-m", "hipo.cli", "run", "--arms", "all", "--out", str(out)]
     command += [a for s in [f"seed={seed}", *sets] for a in ("--set", s)]
     print("+ " + " ".join(command), file=sys.stderr, flush=True)
@@ -71,13 +80,6 @@ def run_seed(seed: int, out: Path, sets: list[str]) -> tuple[Path, float]:
             f"seed {seed}: `hipo run` exited {code} after the comparison; using its results", file=sys.stderr
         )
     return found[-1], wall
-
-
-def arm_results(results_dir: Path) -> dict[str, EvalResult]:
-    """Every arm's EvalResult from the compare-arms step's samples (models/<slug>/samples.jsonl)."""
-    from hipo.evaluate.compare import slug
-
-    return {name: load_result(results_dir / "models" / slug(name), name) for name in ROW_ORDER}
 
 
 def _frame(frame: Any) -> dict[str, dict[str, float | None]]:
@@ -235,18 +237,29 @@ def main() -> int:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--set", dest="sets", action="append", default=[], help="section.field=value")
-    parser.add_argument("--runs", default="runs/bench/comparison", help="where the pipeline runs go")
+    parser.add_argument(
+        "--runs",
+        help="where the pipeline runs go (default runs/bench/comparison, with --check "
+        "runs/bench/comparison-check: a finished seed there is reused, so a check needs its own)",
+    )
     parser.add_argument("--results", default="bench/results", help="where comparison.json/.md go")
     parser.add_argument("--check", help="an earlier comparison.json the new run must reproduce")
     parser.add_argument("--tolerance", type=float, default=0.0, help="slack on --check (tokens: relative)")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run at once (one core each)")
     args = parser.parse_args()
+    args.runs = args.runs or ("runs/bench/comparison-check" if args.check else "runs/bench/comparison")
 
     started = datetime.now(UTC)
-    seeds, walls = {}, []
-    for seed in args.seeds:
-        seeds[seed], wall = measure_seed(seed, ROOT / args.runs / f"seed-{seed}", args.sets)
-        walls.append(wall)
-        write(args, started, seeds, walls)
+    done: dict[int, tuple[dict[str, Any], float]] = {}
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        futures = {
+            pool.submit(measure_seed, seed, ROOT / args.runs / f"seed-{seed}", args.sets): seed
+            for seed in args.seeds
+        }
+        for future in as_completed(futures):
+            done[futures[future]] = future.result()
+            ordered = [s for s in args.seeds if s in done]  # the results files list seeds in order
+            write(args, started, {s: done[s][0] for s in ordered}, [done[s][1] for s in ordered])
     if args.check:
         report = json.loads((ROOT / args.results / "comparison-check.json").read_text(encoding="utf-8"))
         misses = check(report, json.loads(Path(args.check).read_text(encoding="utf-8")), args.tolerance)
@@ -268,7 +281,7 @@ def measure_seed(seed: int, out: Path, sets: list[str]) -> tuple[dict[str, Any],
             print(f"seed {seed}: reusing the finished run in {out}", file=sys.stderr)
             return saved["row"], saved["wall_s"]
     results_dir, wall = run_seed(seed, out, sets)
-    row = seed_row(arm_results(results_dir))
+    row = seed_row(steps.arm_results(results_dir))
     done.write_text(json.dumps({"sets": sets, "wall_s": wall, "row": row}), encoding="utf-8")
     return row, wall
 
@@ -294,6 +307,9 @@ def write(
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (out / f"{name}.md").write_text(markdown(report), encoding="utf-8")
+    agg = report["aggregate"]
+    panels = {"thinking rate": agg["think_rate_by_difficulty"], "accuracy": agg["accuracy_by_difficulty"]}
+    difficulty_figure(panels, out / f"{name}.png")
     print(markdown(report))
 
 

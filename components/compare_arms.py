@@ -12,12 +12,14 @@ def compare_arms(
     cold_start_mix: Input[Model],
     cold_start_mix_grpo: Input[Model],
     cold_start_mix_hipo: Input[Model],
+    version: str,
     report: Output[HTML],
     summary: Output[Markdown],
     results: Output[Artifact],
     metrics: Output[Metrics],
 ):
-    """The paper's comparison: the five arms on the same benchmarks, relative to Cold-Start (on)."""
+    """The paper's comparison: the five arms on the same benchmarks, relative to Cold-Start (on); the
+    table also goes to the MLflow run of ``version``, the registered HiPO arm."""
     from hipo import steps
 
     values = steps.compare_arms(
@@ -33,6 +35,7 @@ def compare_arms(
         results.path,
         report.path,
         summary.path,
+        version,
     )
     for key, value in values.items():
         metrics.log_metric(key, value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +33,8 @@ class TaskConfig(_Section):
     # math task: built-in names (gsm8k, math, math500), paths / s3:// URIs, and "arithmetic" as an easy tier
     datasets: tuple[str, ...] = ()
     difficulties: tuple[int, ...] = (1, 2, 3, 4, 5)
-    train_size: int = Field(2000, ge=1)
+    # 3,200 draws per level; the ladder's d1 has only 720 train prompts, so about 13,500 are unique
+    train_size: int = Field(16000, ge=1)
     eval_size: int = Field(500, ge=1)
 
 
@@ -108,6 +110,9 @@ class ModelConfig(_Section):
     tiny_hidden: int = Field(128, ge=16)
     tiny_layers: int = Field(4, ge=1)
     tiny_heads: int = Field(4, ge=1)
+    # RoPE base. Qwen3's 1e6 suits long contexts; on ~40-token arithmetic the tiny model learned to copy
+    # the operands' digits several times later in SFT with it than with 1e4
+    tiny_rope_theta: float = Field(10000.0, gt=0.0)
     dtype: Literal["float32", "bfloat16"] = "float32"
 
 
@@ -126,7 +131,9 @@ class OptimConfig(_Section):
 class RLOptimConfig(OptimConfig):
     """RL's defaults (also when only some fields are set): a small constant learning rate, no warmup."""
 
-    lr: float = Field(1e-4, gt=0.0)
+    # 1e-4 broke the SFT'd tiny policy within a few steps (Adam turns the sparse, noisy gradients of
+    # mostly-solved groups into full-size steps); 3e-5 keeps its accuracy
+    lr: float = Field(3e-5, gt=0.0)
     warmup_ratio: float = Field(0.0, ge=0.0, le=1.0)
     micro_batch_size: int = Field(32, ge=1, description="sequences per forward/backward on one rank")
     schedule: Literal["cosine", "constant"] = "constant"
@@ -136,7 +143,11 @@ class SFTConfig(_Section):
     """Cold-start supervised fine-tuning on the hybrid set (loss on assistant tokens only)."""
 
     dataset: Literal["mix", "on"] = "mix"
-    steps: int = Field(300, ge=1)
+    # level: every difficulty level is drawn equally often (a small level's rows repeat within an epoch)
+    balance: Literal["none", "level"] = "level"
+    # the tiny model reads the operands after a few hundred steps; direct answers come last (d3 direct:
+    # 0.87 of held-out problems right after 1,200 steps, 1.0 after 1,600)
+    steps: int = Field(1600, ge=1)
     batch_size: int = Field(64, ge=1, description="sequences per optimiser step, all ranks together")
     max_length: int = Field(512, ge=8)
     eval_every: int = Field(50, ge=1)
@@ -162,7 +173,9 @@ class RLConfig(_Section):
     drop_uniform_groups: bool = False
     collapse_alarm_steps: int = Field(20, ge=1, description="K: thinking rate at 0 or 1 this long alarms")
     stop_on_collapse: bool = False
-    steps: int = Field(200, ge=1)
+    # at the small constant lr, a hundred steps already move the tiny policy's mode choice on the mixed
+    # rung (d3's sampled Think-on share: GRPO up, HiPO down; bench/results/comparison.md)
+    steps: int = Field(150, ge=1)
     prompts_per_step: int = Field(16, ge=1, description="queries per step, all ranks together")
     ppo_epochs: int = Field(1, ge=1)
     rollout_engine: Literal["hf", "vllm"] = "hf"
@@ -232,6 +245,8 @@ class RunConfig(_Section):
     launch: LaunchConfig = LaunchConfig()
     # 128 new tokens: well above the longest arithmetic response (about 75), so a runaway sample stops early
     rollout_sampling: SamplingConfig = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=128)
+    # the released model's settings; greedy would hide the mode-choice probabilities RL moves (a level
+    # whose Think-on share goes from 23% to 36% still answers directly when decoded greedily)
     eval_sampling: SamplingConfig = SamplingConfig(temperature=0.6, top_p=0.95, max_new_tokens=128)
 
     def to_dict(self) -> dict[str, Any]:
@@ -308,6 +323,25 @@ def _describe(error: ValidationError) -> str:
     return "invalid run configuration:\n  " + "\n  ".join(lines)
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """Safe YAML in which only true/false are booleans (as in YAML 1.2), so that ``sft.dataset=on`` and
+    ``mode: off`` stay the strings the config means; a boolean field still reads "on"/"off" itself."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """``text`` as YAML, booleans only from true/false: how every run configuration is read."""
+    return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader subclass: as safe as safe_load
+
+
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     node = tree
@@ -328,7 +362,7 @@ def build_config(
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} must look like section.field=value, e.g. rl.omega=0.1")
-        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
+        _set_dotted(tree, key.strip(), parse_yaml(raw))
     try:
         return RunConfig.model_validate(tree)
     except ValidationError as error:
@@ -345,7 +379,7 @@ def preset_names() -> list[str]:
 
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        values = parse_yaml(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ConfigError(f"{what} {path} is not valid YAML: {error}") from None
     if not isinstance(values, dict):

@@ -17,12 +17,13 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import yaml
-
-from hipo.config import RunConfig, build_config, load_config
+from hipo.config import RunConfig, build_config, load_config, parse_yaml
 from hipo.tasks.base import Problem
+
+if TYPE_CHECKING:
+    from hipo.evaluate.metrics import EvalResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONFIG_FILE = "config.yaml"
@@ -78,7 +79,7 @@ def prepare(
     from hipo.parameters import to_overrides
     from hipo.tasks import task_from_config
 
-    values = yaml.safe_load(config_yaml) if config_yaml.strip() else {}
+    values = parse_yaml(config_yaml) if config_yaml.strip() else {}
     config = build_config(values, [*to_overrides(parameters), *overrides])
     Path(config_dir).mkdir(parents=True, exist_ok=True)
     (Path(config_dir) / CONFIG_FILE).write_text(config.to_yaml(), encoding="utf-8")
@@ -201,6 +202,15 @@ def evaluate(
     return json.loads(Path(files["metrics.json"]).read_text())
 
 
+def arm_results(results_dir: str | Path) -> dict[str, EvalResult]:
+    """Every arm's result from a compare-arms results folder (its ``models/<slug>/samples.jsonl``)."""
+    from hipo.evaluate.compare import slug
+    from hipo.evaluate.runner import load_result
+
+    return {name: load_result(Path(results_dir) / "models" / slug(name), name) for name in ARM_NAMES.values()}
+
+
+@records_failure("results_dir")
 def compare_arms(
     config_dir: str,
     dataset_dir: str,
@@ -208,12 +218,28 @@ def compare_arms(
     results_dir: str,
     report_html: str,
     summary_md: str,
+    version: str = "",
 ) -> dict[str, float]:
     """The paper's five arms (``arm_dirs`` in ``ARM_NAMES`` order) scored side by side, relative to
-    Cold-Start (on)."""
+    Cold-Start (on). Returns the HiPO arm's metrics and the whole table as ``comparison/<arm>/<column>``;
+    with a registered ``version`` (the HiPO arm's) the table and the report also go to its MLflow run."""
+    from hipo.evaluate.table import comparison_table, table_metrics
+
     models = dict(zip(ARM_NAMES.values(), arm_dirs, strict=True))
     baseline = ARM_NAMES[("on", "none")]
-    return evaluate(config_dir, models, dataset_dir, results_dir, baseline, report_html, summary_md)
+    values = evaluate(config_dir, models, dataset_dir, results_dir, baseline, report_html, summary_md)
+    table = table_metrics(comparison_table(arm_results(results_dir), baseline))
+    if version:
+        from hipo.registry import attach_to_version
+
+        registry = read_config(config_dir).registry
+        files = [Path(results_dir) / name for name in ("report.html", "summary.md")]
+        run_id = attach_to_version(
+            registry.model_name, version, table, files,
+            artifact_path="comparison", tracking_uri=registry.tracking_uri or None,
+        )  # fmt: skip
+        print(f"compare-arms: the table is in MLflow run {run_id} ({registry.model_name} v{version})")
+    return {**values, **table}
 
 
 @records_failure("card_md")

@@ -199,6 +199,7 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
                             cold_start_mix=sft_mix.outputs["model"],
                             cold_start_mix_grpo=grpo_mix.outputs["model"],
                             cold_start_mix_hipo=rl.outputs["model"],
+                            version=version.outputs["Output"],
                         )
                     )
                 with dsl.Else(name="against-cold-start-on"):

@@ -64,11 +64,10 @@ class TemplateRationaleWriter:
 
     @staticmethod
     def one(r: RationaleRequest) -> str:
-        """One short sentence: at small scale a long rationale would outweigh the reasoning it judges."""
-        on, off = _percent(r.p_on), _percent(r.p_off)
-        if r.mode == "off":
-            return f"Direct {off}, stepwise {on}: answer directly."
-        return f"Direct {off}, stepwise {on}: work it out."
+        """One word, the verdict the pass rates support. At small scale every judge token is paid in both
+        modes and a longer text would outweigh the reasoning it judges; the digits of the rates (noise
+        from 8 samples) also cost a tiny model most of its SFT loss."""
+        return "easy" if r.mode == "off" else "hard"
 
 
 SYSTEM_PROMPT = (

@@ -2,7 +2,8 @@
 
 An engine takes user prompts (the question text; the engine applies the chat template) and returns,
 per prompt, ``n`` completions. ``forced_mode`` "on"/"off" prefills the response up to and including
-the mode tag (template.prefill); "auto" leaves the choice to the model. ``Completion.text`` is the
+the mode tag (template.prefill), with the judge text of ``judges`` (one per prompt; empty when not
+given); "auto" leaves the choice to the model. ``Completion.text`` is the
 whole response from the first assistant token, the prefill included, so ``template.parse`` sees it all.
 """
 
@@ -48,4 +49,5 @@ class Engine(Protocol):
         n: int,
         sampling: SamplingConfig,
         forced_mode: template.ForcedMode = "auto",
+        judges: Sequence[str] | None = None,
     ) -> list[list[Completion]]: ...

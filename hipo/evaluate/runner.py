@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,19 @@ def _progress(engine: Engine, bench: str, pass_: str, done: int, total: int, new
     )
 
 
+def _count_judges(counts: dict[str, Counter[tuple[str, str]]], rows: list[dict[str, Any]]) -> None:
+    """Count each auto sample's (mode, judge text) under its benchmark."""
+    for r in rows:
+        parsed = template.parse(r["text"])
+        if parsed.mode is not None and r["benchmark"] in counts:
+            counts[r["benchmark"]][(parsed.mode, (parsed.judge or "").strip())] += 1
+
+
+def _usual_judge(counts: Counter[tuple[str, str]], mode: str) -> str:
+    """The judge text most often written with ``mode`` ("" when the model never chose it)."""
+    return max(((n, judge) for (m, judge), n in counts.items() if m == mode), default=(0, ""))[1]
+
+
 def evaluate_model(
     engine: Engine,
     benchmarks: list[Benchmark],
@@ -86,6 +100,9 @@ def evaluate_model(
     """Score every benchmark in auto mode (and forced on/off when ``forced_passes``, default
     ``config.eval.forced_mode_passes``) with ``config.eval_sampling``, one sample per problem.
 
+    A forced pass prefills the judge text the model wrote most often in the auto pass when it chose
+    that mode: a policy trained on judge texts commits to a mode in its judge already, so an empty
+    judge, or its own judge for the other mode, would be a malformed prefix and measure nothing.
     ``labels`` maps prompts to the preferred mode ("on"/"off") for mode-choice accuracy.
     """
     forced = config.eval.forced_mode_passes if forced_passes is None else forced_passes
@@ -95,7 +112,10 @@ def evaluate_model(
     _check_run(out_dir, engine, config)
     path = out_dir / SAMPLES_FILE
     cut_torn_tail(path)
-    done = {(r["benchmark"], r["pass"], r["id"]) for r in read_complete(path)}
+    earlier = list(read_complete(path))
+    done = {(r["benchmark"], r["pass"], r["id"]) for r in earlier}
+    judges = {b.name: Counter[tuple[str, str]]() for b in benchmarks}
+    _count_judges(judges, [r for r in earlier if r["pass"] == "auto"])
     keys = {(b.name, p, q.id) for b in benchmarks for p in passes for q in b.problems}
     finished = len(keys & done)
     if finished:
@@ -108,14 +128,19 @@ def evaluate_model(
                 pending = [q for q in bench.problems if (bench.name, pass_, q.id) not in done]
                 for start in range(0, len(pending), batch_size):
                     batch = pending[start : start + batch_size]
+                    forced_judges = (
+                        None if pass_ == "auto" else [_usual_judge(judges[bench.name], pass_)] * len(batch)
+                    )
                     outputs = engine.generate(
-                        [q.prompt for q in batch], 1, config.eval_sampling, forced_mode=pass_
+                        [q.prompt for q in batch], 1, config.eval_sampling, pass_, forced_judges
                     )
                     rows = [
                         score(bench.task, bench.name, pass_, q, c[0], labels.get(q.prompt))
                         for q, c in zip(batch, outputs, strict=True)
                     ]
                     append_durably(out, rows)
+                    if pass_ == "auto":
+                        _count_judges(judges, rows)
                     new += len(batch)
                     _progress(engine, bench.name, pass_, finished + new, len(keys), new, t0)
     return load_result(out_dir, engine.name, keys)

@@ -66,6 +66,17 @@ def comparison_table(
     return frame[[c for k in VALUES for c in (k, f"{k}_rel")]]
 
 
+def table_metrics(frame: pd.DataFrame, prefix: str = "comparison") -> dict[str, float]:
+    """A comparison table as flat metrics, ``comparison/<row slug>/<column>`` (NaN left out), for MLflow
+    and KFP: ``comparison/Cold-Start-mix-HiPO/tokens_rel``."""
+    return {
+        f"{prefix}/{re.sub(r'[^A-Za-z0-9._-]+', '-', name).strip('-')}/{column}": float(value)
+        for name, row in frame.iterrows()
+        for column, value in row.items()
+        if not math.isnan(value)
+    }
+
+
 def detail_table(results: dict[str, EvalResult], benchmark: str) -> pd.DataFrame:
     """Rows: models; columns: every DETAIL metric of one benchmark (oracle ones where forced passes ran)."""
     rows = {}

@@ -14,7 +14,7 @@ from hipo.registry.champion import (
 )
 from hipo.registry.client import CHALLENGER, CHAMPION, RegistryError
 from hipo.registry.gate import GATE_METRICS, GateDecision, evaluate_gate, gate_metrics
-from hipo.registry.publish import Registration, register
+from hipo.registry.publish import Registration, attach_to_version, register
 
 __all__ = [
     "CHALLENGER",
@@ -25,6 +25,7 @@ __all__ = [
     "Registration",
     "RegistryError",
     "VersionSummary",
+    "attach_to_version",
     "describe",
     "evaluate_gate",
     "gate_metrics",

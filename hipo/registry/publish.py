@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from hipo.registry.client import (
     RUN_TAG,
     RegistryError,
     connect,
+    get_version,
     mlflow_errors,
     resolve_uri,
 )
@@ -205,3 +207,29 @@ def register(
             client.set_registered_model_alias(name, CHALLENGER, version.version)
         decision = apply_gate(client, name, version.version, config.registry, promote)
     return Registration(name, str(version.version), version.run_id, not found, decision)
+
+
+def attach_to_version(
+    name: str,
+    version: str | int,
+    metrics: Mapping[str, float],
+    files: Sequence[str | Path],
+    *,
+    artifact_path: str,
+    tracking_uri: str | None = None,
+) -> str:
+    """Log ``metrics`` and ``files`` (under ``artifact_path``) to the MLflow run that registered
+    ``version``: results that finish after the registration, such as the five-arm comparison.
+    Returns that run's id."""
+    from mlflow.entities import Metric
+
+    client = connect(tracking_uri)
+    with mlflow_errors(f"attach {artifact_path} to {name!r} version {version}"):
+        run_id = get_version(client, name, version).run_id
+        if not run_id:
+            raise RegistryError(f"{name!r} version {version} has no MLflow run to attach {artifact_path} to")
+        stamp = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, v, stamp, 0) for k, v in _floats(metrics).items()])
+        for path in files:
+            client.log_artifact(run_id, str(path), artifact_path)
+    return run_id

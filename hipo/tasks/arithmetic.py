@@ -1,14 +1,19 @@
-"""The arithmetic ladder of HIPO_ALGORITHM.md §9: seeded addition problems at five difficulty levels.
+"""The arithmetic ladder: seeded addition problems at five difficulty levels.
 
-d1 a+b single digits; d2 2-digit + 1-digit; d3 3-digit + 2-digit (the "mixed" rung); d4 3-digit +
-3-digit; d5 three 3-digit numbers. Splits are fixed by a hash of the unordered operands (20% eval),
-independent of the seed, so no train prompt (or its commuted twin) ever appears in eval. Levels with a
-small space (d1: 100 prompts, d2: 900) repeat prompts once their split is exhausted; repeated
-problems get an ``-r<k>`` id suffix so ids stay unique within one list.
+d1 2-digit + 1-digit; d2 2-digit + 2-digit; d3 3-digit + 2-digit (the "mixed" rung); d4 3-digit +
+3-digit; d5 three 3-digit numbers. A tiny model answers d1–d2 directly as well as step by step, d3
+directly almost as well, and d4–d5 only step by step (HIPO_ALGORITHM.md §9). Every level has hundreds
+of prompts or more: a ladder that starts at single digits (100 prompts) would hold whole addition facts
+out of training, and no model can answer an unseen fact directly. Splits are fixed by a hash of the
+unordered operands (20% eval), independent of the seed, so no train prompt (or its commuted twin) ever
+appears in eval. d1 (900 prompts) repeats prompts once its split is exhausted; repeated problems get
+an ``-r<k>`` id suffix so ids stay unique within one list.
 
-The canonical trace adds columns right to left, one line per column, carry-in written as the last term::
+The canonical trace first writes the operands one under the other (zero-padded to one width, as on
+paper), then adds the columns right to left, one line per column, carry-in written as the last term::
 
-    What is 58 + 67?   ->   8+7=15
+    What is 58 + 67?   ->   58+67
+                            8+7=15
                             5+6+1=12        answer 125 (most-significant digit first)
 
 The scripted teacher lives in :mod:`hipo.tasks.teacher`; ``ScriptedTeacher`` is importable from here too.
@@ -27,7 +32,7 @@ from hipo import template
 from hipo.tasks.base import Problem, TaskError, normalize_split
 
 # digits of each operand, per level
-LEVELS: dict[int, tuple[int, ...]] = {1: (1, 1), 2: (2, 1), 3: (3, 2), 4: (3, 3), 5: (3, 3, 3)}
+LEVELS: dict[int, tuple[int, ...]] = {1: (2, 1), 2: (2, 2), 3: (3, 2), 4: (3, 3), 5: (3, 3, 3)}
 EVAL_PERCENT = 20
 DEFAULT_PER_LEVEL = 500  # problems per level when n is None
 _ENUMERATE_UP_TO = 1000  # levels with at most this many prompts are enumerated, not sampled
@@ -50,6 +55,12 @@ def operands_of(prompt: str) -> tuple[int, ...]:
     return tuple(int(x) for x in match.group(1).split(" + "))
 
 
+def aligned(operands: Sequence[int]) -> str:
+    """The operands zero-padded to one width, the trace's first line: "58+7" -> "58+07"."""
+    width = max(len(str(x)) for x in operands)
+    return "+".join(str(x).zfill(width) for x in operands)
+
+
 def add_columns(operands: Sequence[int], slip: tuple[int, str] | None = None) -> tuple[str, int]:
     """(trace, answer) of column addition; ``slip=(column, kind)`` injects one mistake and propagates it.
 
@@ -58,7 +69,7 @@ def add_columns(operands: Sequence[int], slip: tuple[int, str] | None = None) ->
     """
     texts = [str(x) for x in operands]
     width = max(map(len, texts))
-    lines, value, carry = [], 0, 0
+    lines, value, carry = [aligned(operands)], 0, 0
     for i in range(width):
         terms = [t[-1 - i] for t in texts if len(t) > i]
         total = sum(map(int, terms))
@@ -87,9 +98,14 @@ def carries_in(operands: Sequence[int]) -> list[int]:
 
 
 def trace_answer(text: str) -> int | None:
-    """The number a trace spells out: each line's sum digit, units first, plus the final carry."""
+    """The number a trace spells out: each column line's sum digit, units first, plus the final carry
+    (the aligned operands of the first line, when there, are skipped)."""
     value, carry = 0, 0
     lines = text.strip().split("\n")
+    if "=" not in lines[0]:
+        lines = lines[1:]
+    if not lines:
+        return None
     for i, line in enumerate(lines):
         _, eq, rhs = line.partition("=")
         if not eq or not rhs.strip().isdigit():

@@ -13,11 +13,12 @@ d4     0.06        0.55
 d5     0.10        0.85
 =====  ==========  ===========
 
-So with δ = 0.125 and N = 8, d1–d2 prefer think-off, d3 (gap 0.11) is the mixed rung that mostly
-lands on think-off, and d4–d5 need think-on, as in §9. A think-on error is one slip inside the trace
-(a dropped carry or a column sum off by one) carried through to a consistent wrong answer; a think-off
-error is a plausible wrong direct answer (a dropped carry or one digit off by one). Errors never equal
-the right answer. The judge text is a placeholder that the data pipeline replaces.
+So with δ = 0.125 and N = 8, d1–d2 prefer think-off, d3 (gap 0.11) is the mixed rung that lands on
+think-off for about 70% of its queries and on think-on for the rest, and d4–d5 need think-on, as in
+§9. A think-on error is one slip inside the trace (a dropped carry or a column sum off by one) carried
+through to a consistent wrong answer; a think-off error is a plausible wrong direct answer (a dropped
+carry or one digit off by one). Errors never equal the right answer. The judge text is a placeholder
+that the data pipeline replaces.
 """
 
 from __future__ import annotations

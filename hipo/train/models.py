@@ -113,6 +113,7 @@ def build_tiny(
         num_key_value_heads=max(1, heads // 2),
         head_dim=max(32, hidden // heads),
         max_position_embeddings=4096,
+        rope_parameters={"rope_type": "default", "rope_theta": config.tiny_rope_theta},
         tie_word_embeddings=True,
         bos_token_id=None,
         eos_token_id=tokenizer.eos_token_id,
@@ -203,18 +204,25 @@ def _source_model(source: str, config: ModelConfig, cache_dir: Path, seed: int) 
     return _from_hub(source)
 
 
-def _fit_embeddings(model: Any, tokenizer: Any, old_size: int) -> None:
-    """Resize to the tokenizer; rows of tokens added since ``old_size`` get the mean embedding.
+def _fit_embeddings(model: Any, tokenizer: Any, old_size: int, pieces: dict[str, list[int]]) -> None:
+    """Resize to the tokenizer; a token added since ``old_size`` starts as the mean row of the pieces
+    its text had before (``pieces``: SmolLM2 spelt "<judge>" "<", "jud", "ge", ">"), any other as the
+    mean row.
 
-    Under ZeRO-3 (HfDeepSpeedConfig) the resize builds whole, unpartitioned layers, so the rows can be
-    written directly.
+    With one shared mean row for all tags, SmolLM2-135M still put </answer> where <judge> belongs
+    after 40 SFT steps at lr 5e-4: distinct rows that start from what the text meant are learnt in tens
+    of steps. Under ZeRO-3 (HfDeepSpeedConfig) the resize builds whole, unpartitioned layers, so the
+    rows can be written directly.
     """
     model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     if len(tokenizer) > old_size:
         with torch.no_grad():
             for layer in (model.get_input_embeddings(), model.get_output_embeddings()):
                 if layer is not None:
-                    layer.weight[old_size:] = layer.weight[:old_size].mean(dim=0)
+                    weight = layer.weight
+                    weight[old_size:] = weight[:old_size].mean(dim=0)
+                    for text, ids in pieces.items():
+                        weight[tokenizer.convert_tokens_to_ids(text)] = weight[ids].mean(dim=0)
 
 
 def load_policy(source: str, config: ModelConfig, cache_dir: str | Path, seed: int = 0) -> Policy:
@@ -227,11 +235,18 @@ def load_policy(source: str, config: ModelConfig, cache_dir: str | Path, seed: i
             f"model {source!r}: checkpoint from another model: its tokenizer has {size} tokens but the "
             f"weights have {rows} embedding rows; keep the tokenizer files that were saved with the weights"
         )
+    vocab = tokenizer.get_vocab()
+    # a pretrained vocabulary knows what the pieces of a tag mean; the tiny model's random rows do not
+    pieces = {
+        t: tokenizer.encode(t, add_special_tokens=False)
+        for t in template.HIPO_TAGS
+        if t not in vocab and source != "tiny"
+    }
     try:
         ids = template.add_hipo_tokens(tokenizer)
     except ValueError as error:
         raise ModelError(f"model {source!r}: {error}") from None
-    _fit_embeddings(model, tokenizer, size)
+    _fit_embeddings(model, tokenizer, size, pieces)
     for cfg in (model.config, model.generation_config):
         cfg.eos_token_id, cfg.pad_token_id = ids.turn_end, tokenizer.pad_token_id
     return Policy(model, tokenizer, ids, source)

@@ -27,19 +27,30 @@ from hipo.train.sft_data import (
     Example,
     collate,
     encode,
-    length_grouped_batches,
     micro_batches,
     read_sft_dataset,
+    shuffled_batches,
 )
 
 
-def _examples(policy: Policy, frame: Any, max_length: int, split: str) -> tuple[list[Example], int]:
-    """Encoded rows that fit in ``max_length`` (a truncated target would never end its turn)."""
+def _examples(
+    policy: Policy, frame: Any, max_length: int, split: str, balance: str = "none"
+) -> tuple[list[Example], list[Any], int]:
+    """Encoded rows that fit in ``max_length`` (a truncated target would never end its turn), each
+    row's sampling group (its level for ``balance="level"``, else one group) and the number dropped."""
+    if balance == "level" and "level" not in frame:
+        raise DatasetError(
+            f"sft.balance=level draws the {split} rows level by level but the dataset has no 'level' "
+            "column: add one or set sft.balance=none"
+        )
     encoded = encode(policy.tokenizer, frame)
-    kept = [e for e in encoded if len(e.ids) <= max_length]
+    fits = [len(e.ids) <= max_length for e in encoded]
+    kept = [e for e, ok in zip(encoded, fits, strict=True) if ok]
     if split == "train" and not kept:
         raise DatasetError(f"no train row fits in sft.max_length={max_length} tokens: raise it")
-    return kept, len(encoded) - len(kept)
+    keys = list(frame["level"]) if balance == "level" else [0] * len(encoded)
+    groups = [k for k, ok in zip(keys, fits, strict=True) if ok]
+    return kept, groups, len(encoded) - len(kept)
 
 
 @torch.no_grad()
@@ -115,13 +126,13 @@ def train_sft(
             keep_alive = HfDeepSpeedConfig(ds_config)  # from_pretrained then partitions while loading
         cache = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "hipo-models"
         policy = base or load_policy(config.model.base, config.model, cache, seed=config.seed)
-        train, dropped = _examples(policy, frames["train"], sft.max_length, "train")
-        evals, eval_dropped = _examples(policy, frames["eval"], sft.max_length, "eval")
+        train, groups, dropped = _examples(policy, frames["train"], sft.max_length, "train", sft.balance)
+        evals, _, eval_dropped = _examples(policy, frames["eval"], sft.max_length, "eval")
         if ds_config is None:
             policy.model.to(distributed.device_for(env))
         updater = build_updater(policy.model, optim, sft.steps, env, ds_config, bf16)
         policy.model = updater.module
-        metrics = _loop(config, updater, policy, train, evals, env, accumulation, out, log_every)
+        metrics = _loop(config, updater, policy, train, groups, evals, env, accumulation, out, log_every)
         metrics.update(dropped_too_long=dropped + eval_dropped, world_size=env.world_size)
         with updater.full_parameters():
             if distributed.is_main():
@@ -138,6 +149,7 @@ def _loop(
     updater: Updater,
     policy: Policy,
     train: list[Example],
+    groups: list[Any],
     evals: list[Example],
     env: DistributedEnv,
     accumulation: int,
@@ -147,7 +159,7 @@ def _loop(
     sft, micro = config.sft, config.sft.optim.micro_batch_size
     pad_id = policy.tokenizer.pad_token_id
     lengths = [len(e.ids) for e in train]
-    batches = length_grouped_batches(lengths, sft.batch_size, config.seed)
+    batches = shuffled_batches(groups, sft.batch_size, config.seed)
     if distributed.is_main():
         out.mkdir(parents=True, exist_ok=True)
     log = _Log(out / "metrics.jsonl", distributed.is_main())

@@ -1,10 +1,10 @@
-"""SFT examples: chat-template tokenisation with assistant-only labels, padding, length-grouped batches."""
+"""SFT examples: chat-template tokenisation with assistant-only labels, padding, balanced shuffled batches."""
 
 from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,30 +74,35 @@ def collate(examples: Sequence[Example], pad_id: int, device: torch.device) -> d
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 
-def length_grouped_batches(
-    lengths: Sequence[int], batch_size: int, seed: int, group: int = 32
-) -> Iterator[list[int]]:
-    """Endless global batches of row indices, the same on every rank for a seed.
+def shuffled_batches(groups: Sequence[Hashable], batch_size: int, seed: int) -> Iterator[list[int]]:
+    """Endless global batches of row indices from shuffled epochs, the same on every rank for a seed.
 
-    Shuffled epochs are cut into chunks of ``group`` batches (at most about one epoch, so a chunk
-    rarely holds a row twice); each chunk is sorted by length, cut into batches, and the batches
-    are shuffled. Batches thus hold similar lengths (little padding) in a random order.
+    ``groups`` holds one key per row (e.g. its difficulty level, or one key for all rows). Each epoch
+    draws every group equally often: a smaller group's rows repeat, each copy in a fresh order, up to
+    the size of the largest. On the arithmetic ladder the easiest level has a fifth of the prompts of
+    the others, and without this its direct answers were learnt worst.
+
+    Batches are deliberately mixed: length-grouped batches (each one level and one mode) kept the tiny
+    model from learning to read the operands for hundreds of steps. Padding stays low anyway, because
+    each rank sorts its share into micro-batches by length (``micro_batches``).
     """
     rng = random.Random(seed)
-    group = max(1, min(group, len(lengths) // batch_size))
+    members: dict[Hashable, list[int]] = {}
+    for row, key in enumerate(groups):
+        members.setdefault(key, []).append(row)
+    largest = max(map(len, members.values()), default=0)
 
-    def rows() -> Iterator[int]:
-        while True:
-            order = list(range(len(lengths)))
-            rng.shuffle(order)
-            yield from order
+    def epoch() -> list[int]:
+        order: list[int] = []
+        for rows in members.values():
+            copies = [rng.sample(rows, len(rows)) for _ in range(-(-largest // len(rows)))]
+            order.extend(itertools.islice(itertools.chain.from_iterable(copies), largest))
+        rng.shuffle(order)
+        return order
 
-    stream = rows()
+    stream = itertools.chain.from_iterable(epoch() for _ in itertools.count())
     while True:
-        chunk = sorted(itertools.islice(stream, batch_size * group), key=lengths.__getitem__)
-        batches = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-        rng.shuffle(batches)
-        yield from batches
+        yield list(itertools.islice(stream, batch_size))
 
 
 def micro_batches(indices: Sequence[int], lengths: Sequence[int], size: int) -> list[list[int]]:

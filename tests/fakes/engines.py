@@ -10,12 +10,14 @@ from hipo.engines.base import Completion, Engine
 
 
 class TableEngine:
-    """Answers each (prompt, forced mode) with a fixed text of a fixed token count."""
+    """Answers each (prompt, forced mode) with a fixed text of a fixed token count; records the judge
+    text each forced prompt was given."""
 
     name = "table"
 
     def __init__(self, table: dict[tuple[str, str], tuple[str, int]]) -> None:
         self.table = table
+        self.judges: dict[tuple[str, str], str] = {}
 
     def generate(
         self,
@@ -23,7 +25,10 @@ class TableEngine:
         n: int,
         sampling: SamplingConfig,
         forced_mode: template.ForcedMode = "auto",
+        judges: Sequence[str] | None = None,
     ) -> list[list[Completion]]:
+        if judges is not None:
+            self.judges.update({(p, forced_mode): j for p, j in zip(prompts, judges, strict=True)})
         out = []
         for prompt in prompts:
             text, tokens = self.table[(prompt, forced_mode)]
@@ -48,9 +53,10 @@ class FaultyEngine:
         n: int,
         sampling: SamplingConfig,
         forced_mode: template.ForcedMode = "auto",
+        judges: Sequence[str] | None = None,
     ) -> list[list[Completion]]:
         if self.fail_after is not None and self.calls >= self.fail_after:
             raise RuntimeError(f"injected fault after {self.calls} batches")
         self.calls += 1
         self.asked += [(p, forced_mode) for p in prompts]
-        return self.inner.generate(prompts, n, sampling, forced_mode)
+        return self.inner.generate(prompts, n, sampling, forced_mode, judges)

@@ -60,6 +60,15 @@ def test_forced_mode_prefill_is_in_text_and_tokens(engine, mode):
             assert template.parse(c.text).mode == mode
 
 
+def test_forced_mode_prefill_carries_the_given_judges(engine):
+    judges = ["Short sum.", "", "Three terms."]
+    for judge, row in zip(judges, engine.generate(PROMPTS, 1, SAMPLED, "on", judges), strict=True):
+        assert row[0].text.startswith(template.prefill("on", judge))
+        assert template.parse(row[0].text).judge in (judge, None)  # None: the model broke the format later
+    with pytest.raises(EngineError, match="one text per prompt"):
+        engine.generate(PROMPTS, 1, SAMPLED, "on", judges[:2])
+
+
 def test_max_new_tokens_gives_length(engine):
     result = engine.generate(PROMPTS, 4, SamplingConfig(max_new_tokens=3), forced_mode="on")
     reasons = {c.finish_reason for row in result for c in row}

@@ -71,6 +71,15 @@ def test_forced_mode_instruction_and_prefill(chat_server_factory, mode, prefill_
         assert body["messages"][-1]["role"] == "user" and "continue_final_message" not in body
 
 
+def test_forced_prefill_carries_the_judge(chat_server_factory):
+    server = chat_server_factory()
+    endpoint = EndpointConfig(base_url=server.url, model="fake-teacher", api_key_env=KEY_ENV)
+    engine = OpenAIEngine(endpoint, None, prefill_mode=True)
+    (completion,) = engine.generate(["What is 2 + 3?"], 1, SAMPLING, "off", ["Tiny sum."])[0]
+    assert server.bodies[0]["messages"][-1]["content"] == template.prefill("off", "Tiny sum.")
+    assert template.parse(completion.text).judge == "Tiny sum."
+
+
 def test_length_finish_reason(chat_server_factory):
     server = chat_server_factory()
     (completion,) = _engine(server).generate(PROMPTS[:1], 1, SamplingConfig(max_new_tokens=1))[0]

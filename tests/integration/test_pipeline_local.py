@@ -9,6 +9,7 @@ import pytest
 from hipo.config import build_config
 from hipo.pipeline_run import PipelineFailed, run_local
 from hipo.registry import CHALLENGER, CHAMPION, describe
+from hipo.steps import ARM_NAMES
 
 SMALL = [
     "task.train_size=200",
@@ -44,6 +45,30 @@ def test_the_dag_runs_locally_registers_and_promotes(tmp_path, capsys):
     assert gate["parameterValues"]["Output"] is True
     assert (run.run_dir / "gate" / "card").read_text().startswith("# Gate: passed")
     assert "is the champion" in (run.run_dir / "promote" / "card").read_text()
+
+
+def test_five_arms_write_the_table_to_the_report_metrics_and_registry_run(tmp_path):
+    from mlflow import MlflowClient
+
+    config = build_config({}, SMALL)
+    run = run_local(config, tmp_path / "run", arms="all")
+    rows = [
+        line.split("|")[1].strip() for line in run.comparison_summary.splitlines() if line.startswith("| C")
+    ]
+    assert rows[:5] == list(ARM_NAMES.values())  # the paper's five rows, in its order
+    assert run.comparison is not None and "Cold-Start (on)+GRPO" in run.comparison.read_text()
+    kfp_metrics = json.loads((run.run_dir / "compare-arms" / "executor_output.json").read_text())
+    assert "comparison/Cold-Start-on-GRPO/tokens_rel" in json.dumps(kfp_metrics)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    version = client.get_model_version(config.registry.model_name, run.version)
+    logged = client.get_run(version.run_id).data.metrics
+    assert logged["comparison/Cold-Start-on/tokens_rel"] == 0.0  # the baseline row, relative to itself
+    assert {"comparison/Cold-Start-mix-HiPO/think_rate", "comparison/Cold-Start-mix-GRPO/tokens"} <= set(
+        logged
+    )
+    paths = {a.path for a in client.list_artifacts(version.run_id, "comparison")}
+    assert paths == {"comparison/report.html", "comparison/summary.md"}
 
 
 def test_a_failing_step_stops_the_run_with_its_own_message_and_keeps_earlier_work(tmp_path):

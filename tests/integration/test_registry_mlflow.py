@@ -10,7 +10,7 @@ from conftest import TINY_FIXED_RESPONSES
 from hipo import storage, template
 from hipo.cli import main
 from hipo.config import build_config
-from hipo.registry import RegistryError, describe, promote, register, rollback
+from hipo.registry import RegistryError, attach_to_version, describe, promote, register, rollback
 from hipo.registry.champion import GATE_COMPARED_TO, GATE_DECISION, GATE_REASONS, HISTORY, PREVIOUS
 
 
@@ -195,3 +195,19 @@ def test_the_pipeline_gates_then_promotes_in_separate_steps(config, tiny_model_d
     with pytest.raises(RegistryError, match="gate decision is rejected"):
         promote_challenger(name, worse.version)
     assert client.get_registered_model(name).aliases[CHAMPION] == "1"
+
+
+def test_results_attach_to_the_run_of_a_registered_version(config, tiny_model_dir, mlflow_server, tmp_path):
+    name, client = config.registry.model_name, _client(mlflow_server)
+    version = register(config, metrics(0.8), tiny_model_dir, pipeline_run_id="attach-1", promote=False)
+    (tmp_path / "summary.md").write_text("| arm | accuracy |\n")
+    table = {"comparison/Cold-Start-mix-HiPO/tokens_rel": -0.31, "comparison/Cold-Start-on/accuracy": 0.99}
+    run_id = attach_to_version(
+        name, version.version, table, [tmp_path / "summary.md"], artifact_path="comparison"
+    )
+    assert run_id == version.run_id
+    logged = client.get_run(run_id).data.metrics
+    assert logged["comparison/Cold-Start-mix-HiPO/tokens_rel"] == -0.31 and logged["accuracy"] == 0.8
+    assert [a.path for a in client.list_artifacts(run_id, "comparison")] == ["comparison/summary.md"]
+    with pytest.raises(RegistryError, match="has no version 9"):
+        attach_to_version(name, 9, table, [], artifact_path="comparison")

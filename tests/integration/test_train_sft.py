@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -24,7 +25,7 @@ from hipo.tasks import get_task
 from hipo.train import sft as sft_module
 from hipo.train.models import load_policy
 from hipo.train.sft import train_sft
-from hipo.train.sft_data import IGNORE, collate, encode, length_grouped_batches, read_sft_dataset
+from hipo.train.sft_data import IGNORE, collate, encode, read_sft_dataset, shuffled_batches
 
 SMALL_MODEL = {"tiny_hidden": 64, "tiny_layers": 2, "tiny_heads": 2}
 
@@ -70,17 +71,29 @@ def test_labels_cover_the_response_only(dataset, tmp_path):
     assert batch["attention_mask"].sum() == sum(len(e.ids) for e in examples)
 
 
-def test_length_grouped_batches_are_seeded_and_homogeneous():
+def test_shuffled_batches_are_seeded_mixed_epochs():
     lengths = [(i * 37) % 101 for i in range(640)]
-    first = length_grouped_batches(lengths, 32, seed=1)
+    first = shuffled_batches([0] * 640, 32, seed=1)
     batches = [next(first) for _ in range(20)]
-    again = length_grouped_batches(lengths, 32, seed=1)
+    again = shuffled_batches([0] * 640, 32, seed=1)
     assert [next(again) for _ in range(20)] == batches
-    assert next(length_grouped_batches(lengths, 32, seed=2)) != batches[0]
+    assert next(shuffled_batches([0] * 640, 32, seed=2)) != batches[0]
     assert all(len(b) == 32 for b in batches)
     assert sorted(i for b in batches for i in b) == list(range(640))  # one epoch, every row once
+    assert sorted(next(first)) != sorted(batches[0])  # the next epoch is shuffled anew
     spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / 20
-    assert spread < 20  # a random batch of 32 spans almost the whole 0..100 range
+    assert spread > 80  # mixed: a batch spans almost the whole 0..100 range of lengths
+
+
+def test_shuffled_batches_draw_every_group_equally_often():
+    groups = [1] * 20 + [2] * 100 + [3] * 70  # rows 0-19 level 1, 20-119 level 2, 120-189 level 3
+    stream = shuffled_batches(groups, 30, seed=0)
+    epoch = [i for _ in range(10) for i in next(stream)]  # 300 rows: one epoch of 3 x 100
+    assert Counter(groups[i] for i in epoch) == {1: 100, 2: 100, 3: 100}
+    assert Counter(i for i in epoch if groups[i] == 1) == {i: 5 for i in range(20)}  # 5 copies each
+    assert sorted(i for i in epoch if groups[i] == 2) == list(range(20, 120))  # the largest: once
+    level_3 = Counter(i for i in epoch if groups[i] == 3)
+    assert set(level_3) == set(range(120, 190)) and set(level_3.values()) == {1, 2}  # 100 of 2 x 70
 
 
 def test_loss_falls_and_metrics_are_logged(trained):

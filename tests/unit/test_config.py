@@ -37,6 +37,16 @@ def test_overrides_parse_values_as_yaml(tmp_path):
     assert (c.rl.omega, c.rl.local_norm, c.data.delta, c.rl.algorithm) == (0.1, False, 0.25, "grpo")
 
 
+def test_on_and_off_stay_strings_where_yaml_1_1_would_read_booleans(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("sft:\n  dataset: on\nrl:\n  local_norm: off\n")
+    c = load_config(path, ["eval.forced_mode_passes=no"])
+    assert (c.sft.dataset, c.rl.local_norm, c.eval.forced_mode_passes) == ("on", False, False)
+    assert build_config({}, ["sft.dataset=on", "rl.global_mode_adv=off"]).sft.dataset == "on"
+    assert build_config({}, ["rl.global_mode_adv=off"]).rl.global_mode_adv is False
+    assert load_config(overrides=["sft.dataset=on"]).to_yaml().count("dataset: 'on'") == 1  # round trip
+
+
 @pytest.mark.parametrize(
     ("values", "needle"),
     [

@@ -30,7 +30,7 @@ def test_template_rationales_fit_the_format_and_never_leak(mode, p_on, p_off):
     request = RationaleRequest("q", "What is 40 + 60?", mode, p_on, p_off, 8, "100")
     text = TemplateRationaleWriter().write([request])[0]
     assert not leaks_answer(text, "100")
-    assert f"{round(p_off * 100)}%" in text and f"{round(p_on * 100)}%" in text
+    assert text == ("easy" if mode == "off" else "hard")  # the verdict only: one token for the tiny model
     rendered = template.render(mode, text, "100", "40+60=100" if mode == "on" else None)
     assert template.parse(rendered).judge == text
 

@@ -90,6 +90,31 @@ def test_per_difficulty_forced_and_oracle_by_hand(hand):
     assert oracle == {"n": 4, "accuracy": 3 / 4, "tokens": (10 + 40 + 50 + 9) / 4, "think_rate": 2 / 4}
 
 
+def test_forced_passes_prefill_the_judge_the_model_writes_for_that_mode(tmp_path):
+    """Auto: two off answers judged "easy", one judged "simple", one on answer judged "hard"; each
+    forced pass gets the judge most often written with its mode, for every problem alike."""
+
+    def row(mode, judge):
+        return (template.render(mode, judge, "1", think="a" if mode == "on" else None), 5)
+
+    auto = [row("off", "easy"), row("off", "simple"), row("on", "hard"), row("off", "easy")]
+    table = {(p.prompt, "auto"): r for p, r in zip((P1, P2, P3, P4), auto, strict=True)}
+    table |= {(p.prompt, m): row(m, "x") for p in (P1, P2, P3, P4) for m in ("on", "off")}
+    engine = TableEngine(table)
+    bench = Benchmark("hand", ArithmeticTask(), [P1, P2, P3, P4])
+    evaluate_model(engine, [bench], build_config({"eval": {"batch_size": 3}}), tmp_path, forced_passes=True)
+    assert {k: v for k, v in engine.judges.items() if k[1] == "on"} == {
+        (p.prompt, "on"): "hard" for p in (P1, P2, P3, P4)
+    }
+    assert {k: v for k, v in engine.judges.items() if k[1] == "off"} == {
+        (p.prompt, "off"): "easy" for p in (P1, P2, P3, P4)
+    }
+    # a model that never chose Think-on gets an empty judge (the template's plain prefill)
+    never_on = TableEngine({**table, (P3.prompt, "auto"): row("off", "easy")})
+    evaluate_model(never_on, [bench], build_config({}), tmp_path / "b", forced_passes=True)
+    assert {never_on.judges[(p.prompt, "on")] for p in (P1, P2, P3, P4)} == {""}
+
+
 def test_flat_metrics_are_scalars_with_stable_names(hand):
     flat = hand.flat_metrics()
     assert flat["accuracy"] == flat["hand/accuracy"] == 0.5

@@ -52,7 +52,7 @@ class _Echo:
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    def generate(self, prompts, n, sampling, forced_mode="auto"):
+    def generate(self, prompts, n, sampling, forced_mode="auto", judges=None):
         self.seen.extend(prompts)
         return [[Completion(p)] * n for p in prompts]
 

@@ -46,7 +46,8 @@ def test_tiny_shape_follows_config():
     assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads) == (128, 3, 8)
     assert cfg.num_key_value_heads == 4 and cfg.head_dim == 32  # 128 / 8 = 16 is below vLLM's floor
     assert cfg.intermediate_size == 384 and cfg.tie_word_embeddings
-    assert 300 < len(tokenizer) <= 512
+    assert 256 < len(tokenizer) <= 512  # the byte alphabet, the turn markers and the corpus's merges
+    assert cfg.rope_parameters["rope_theta"] == ModelConfig().tiny_rope_theta
 
 
 def test_digits_and_tags_are_single_tokens(policy):
@@ -117,6 +118,10 @@ def test_smollm2_converts_once_and_gets_the_hipo_tokens(tmp_path):
     assert policy.model.get_input_embeddings().num_embeddings == len(policy.tokenizer)
     for tag in template.HIPO_TAGS:
         assert len(policy.tokenizer.encode(tag, add_special_tokens=False)) == 1
+    rows, ids = policy.model.get_input_embeddings().weight, policy.tokenizer.convert_tokens_to_ids
+    pieces = [ids(p) for p in ("<", "jud", "ge", ">")]  # how SmolLM2's own vocabulary spells <judge>
+    assert torch.equal(rows[ids(template.JUDGE_OPEN)], rows[pieces].mean(dim=0))
+    assert not torch.equal(rows[ids(template.JUDGE_OPEN)], rows[ids(template.ANSWER_CLOSE)])
     again = load_policy("smollm2", SMALL, tmp_path)  # from the cache this time
     assert torch.equal(_logits(again, "What is 2 + 3?"), _logits(policy, "What is 2 + 3?"))
 

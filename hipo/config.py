@@ -62,6 +62,9 @@ class DataConfig(_Section):
     # scripted+hf: the scripted teacher for arithmetic prompts, the hf model for the others (a mixture)
     teacher: Literal["scripted", "hf", "openai", "vllm", "scripted+hf"] = "scripted"
     teacher_model: str = ""  # hf / vllm: a local model directory; scripted+hf: also "smollm2"
+    # reference: Think-on samples are each query's own worked solution (hipo/data/reference.py), verified;
+    # Think-off samples still come from the teacher
+    think_on_source: Literal["teacher", "reference"] = "teacher"
     teacher_endpoint: EndpointConfig = EndpointConfig()
     judge: Literal["template", "openai"] = "template"
     judge_endpoint: EndpointConfig = EndpointConfig()

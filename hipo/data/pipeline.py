@@ -166,14 +166,23 @@ def generate_dataset(
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     queries, drops = split_queries(task, config) if queries is None else (queries, Counter())
+    from_reference = config.data.think_on_source == "reference"
     timing = sample_queries(
-        task, engine, queries, out, config.data.samples_per_mode, config.rollout_sampling, batch_size
+        task,
+        engine,
+        queries,
+        out,
+        config.data.samples_per_mode,
+        config.rollout_sampling,
+        batch_size,
+        from_reference,
     )
     wanted = {(s, p.id) for s, p in queries}
     records = [r for r in read_complete(out / "samples.jsonl") if (r["split"], r["id"]) in wanted]
+    teacher = f"reference+{engine.name}" if from_reference else engine.name
     lineage = {
         "rationale_model": writer.name,
-        "teacher": engine.name,
+        "teacher": teacher,
         "seed": config.seed,
         "config_hash": config.config_hash(),
     }
@@ -208,7 +217,7 @@ def generate_dataset(
             )
     stats = summarize(frames, records, drops)
     stats.update(
-        teacher=engine.name,
+        teacher=teacher,
         rationale_model=writer.name,
         config_hash=config.config_hash(),
         usage={"teacher": _usage(engine), "judge": _usage(getattr(writer, "client", None))},

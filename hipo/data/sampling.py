@@ -1,5 +1,8 @@
 """Step 1 of the hybrid data pipeline: N teacher samples per query and mode, verified, on disk.
 
+With ``from_reference`` a query's Think-on samples are its one reference-solution sample instead
+(hipo/data/reference.py); Think-off samples always come from the teacher.
+
 Samples go to ``samples.jsonl`` one query per line as each batch finishes, so a crashed run keeps
 what it did: a rerun with the same output directory skips the queries already there (a torn last
 line is cut off first).
@@ -16,6 +19,7 @@ from tqdm import tqdm
 
 from hipo import template
 from hipo.config import SamplingConfig
+from hipo.data.reference import reference_completion
 from hipo.engines.base import Completion, Engine
 from hipo.jsonl import append_durably, cut_torn_tail, read_complete
 from hipo.tasks.base import Problem, Task
@@ -52,12 +56,15 @@ def sample_queries(
     n: int,
     sampling: SamplingConfig,
     batch_size: int = 256,
+    from_reference: bool = False,
 ) -> dict[str, float]:
-    """Sample and verify every (split, problem) not yet in ``out_dir/samples.jsonl``; returns timings."""
+    """Sample and verify every (split, problem) not yet in ``out_dir/samples.jsonl``; returns timings.
+    ``from_reference``: Think-on samples from the reference solutions (a row without one fails first)."""
     path = out_dir / SAMPLES_FILE
     cut_torn_tail(path)
     done = {(r["split"], r["id"]) for r in read_complete(path)}
     pending = [(s, p) for s, p in queries if (s, p.id) not in done]
+    references = {(s, p.id): reference_completion(p) for s, p in pending} if from_reference else {}
     started = time.perf_counter()
     bar = tqdm(
         total=len(queries),
@@ -73,7 +80,10 @@ def sample_queries(
             batch = pending[start : start + batch_size]
             prompts = [p.prompt for _, p in batch]
             by_mode = {
-                mode: engine.generate(prompts, n, sampling, forced_mode=mode) for mode in ("on", "off")
+                mode: [[references[s, p.id]] for s, p in batch]
+                if mode == "on" and from_reference
+                else engine.generate(prompts, n, sampling, forced_mode=mode)
+                for mode in ("on", "off")
             }
             append_durably(
                 out,

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from hipo.config import DistributedEnv, RunConfig, distributed_env
@@ -38,17 +39,13 @@ def _examples(
 ) -> tuple[list[Example], list[Any], int]:
     """Encoded rows that fit in ``max_length`` (a truncated target would never end its turn), each
     row's sampling group (its level for ``balance="level"``, else one group) and the number dropped."""
-    if balance == "level" and "level" not in frame:
-        raise DatasetError(
-            f"sft.balance=level draws the {split} rows level by level but the dataset has no 'level' "
-            "column: add one or set sft.balance=none"
-        )
     encoded = encode(policy.tokenizer, frame)
     fits = [len(e.ids) <= max_length for e in encoded]
     kept = [e for e, ok in zip(encoded, fits, strict=True) if ok]
     if split == "train" and not kept:
         raise DatasetError(f"no train row fits in sft.max_length={max_length} tokens: raise it")
-    keys = list(frame["level"]) if balance == "level" else [0] * len(encoded)
+    # rows without a level form one group of their own (NaN keys would each be a group)
+    keys = [None if pd.isna(k) else k for k in frame["level"]] if balance == "level" else [0] * len(encoded)
     groups = [k for k, ok in zip(keys, fits, strict=True) if ok]
     return kept, groups, len(encoded) - len(kept)
 
@@ -108,6 +105,11 @@ def train_sft(
     env, sft, optim = distributed_env(), config.sft, config.sft.optim
     accumulation = accumulation_steps(sft.batch_size, optim.micro_batch_size, env.world_size)
     frames = read_sft_dataset(dataset_dir)
+    if sft.balance == "level" and "level" not in frames["train"]:
+        raise DatasetError(
+            f"sft.balance=level draws the train rows of {dataset_dir} level by level but it has no 'level' "
+            "column: add one or set sft.balance=none"
+        )
     out = Path(out_dir)
     created = distributed.init(env, always=optim.deepspeed != "none")
     try:

@@ -41,3 +41,4 @@ def test_smollm2_preset_runs_through_the_dag(tmp_path, capsys):
         assert benchmark in out
     prepared = next((tmp_path / "run").rglob("prepare/config/config.yaml")).read_text()
     assert "base: smollm2" in prepared and "teacher: scripted+hf" in prepared
+    assert "think_on_source: reference" in prepared

@@ -143,6 +143,14 @@ def test_bad_inputs_fail_before_any_training(dataset, tmp_path, monkeypatch):
     frame.head(5).to_parquet(empty / "eval.parquet")
     with pytest.raises(DatasetError, match="the train split has no rows"):
         train_sft(sft_config(5), empty, tmp_path / "out")
+    no_level = tmp_path / "no-level"
+    no_level.mkdir()
+    for split in ("train", "eval"):
+        pd.read_parquet(dataset / f"{split}.parquet").drop(columns=["level"]).to_parquet(
+            no_level / f"{split}.parquet"
+        )
+    with pytest.raises(DatasetError, match=r"no 'level' column: add one or set sft\.balance=none"):
+        train_sft(sft_config(5), no_level, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 

@@ -11,6 +11,7 @@ def test_shipped_presets_validate():
     cpu = load_config(preset="smollm2-gsm8k")
     assert (cpu.model.base, cpu.rl.rollout_engine, cpu.eval.engine) == ("smollm2", "hf", "hf")
     assert cpu.task.datasets == ("gsm8k", "arithmetic") and cpu.launch.backend == "local"
+    assert (cpu.data.teacher, cpu.data.think_on_source) == ("scripted+hf", "reference")
     gpu = load_config(preset="smollm2-gsm8k-gpu")
     assert (gpu.rl.rollout_engine, gpu.eval.engine, gpu.launch.backend) == ("vllm", "vllm", "trainjob")
     assert gpu.launch.gpus_per_node > 0 and gpu.model.base != "smollm2"

@@ -19,7 +19,7 @@ from hipo.train.rollout import RolloutBatch, pad_rows
 TINY = {"tiny_hidden": 64, "tiny_layers": 2, "tiny_heads": 2}
 
 
-def warm_start(out: Path, steps: int = 300, levels: tuple[int, ...] = (1,), seed: int = 0) -> Path:
+def warm_start(out: Path, steps: int = 600, levels: tuple[int, ...] = (1,), seed: int = 0) -> Path:
     """A tiny Qwen3 taught the response format (and some sums) by plain cross-entropy on the scripted
     teacher's responses: mostly think-off, 20% think-on, short judge texts."""
     policy = load_policy("tiny", ModelConfig(**TINY), out / "cache", seed=seed)

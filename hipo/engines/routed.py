@@ -30,6 +30,8 @@ class RoutedEngine:
     ) -> None:
         self.easy, self.hard, self.route = easy, hard, route
         self.name = f"routed({easy.name}|{hard.name})"
+        # the model half's tokenizer, so that the data pipeline counts every row's tokens the same way
+        self.tokenizer = getattr(hard, "tokenizer", None) or getattr(easy, "tokenizer", None)
 
     def generate(
         self,

@@ -2,7 +2,7 @@
 
 from hipo.config import EndpointConfig, build_config
 from hipo.data.pipeline import generate_dataset
-from hipo.data.rationale import LLMRationaleWriter, RationaleRequest, leaks_answer
+from hipo.data.rationale import LLMRationaleWriter, RationaleRequest, TemplateRationaleWriter, leaks_answer
 from hipo.engines.openai_http import OpenAIEngine
 from hipo.engines.scripted import ScriptedEngine
 from hipo.tasks import get_task
@@ -31,7 +31,7 @@ def test_clean_leaky_and_stubborn_rationales(chat_server_factory, tmp_path):
     assert server.received == 1 + 2 + 2  # clean once; leak + rewrite; leak twice
     assert not leaks_answer(reminded, "101") and "carries" in reminded
     assert not leaks_answer(stubborn, "5") and "Think" not in stubborn and writer.fallbacks == 1
-    assert "%" in stubborn  # the templated fallback
+    assert stubborn == TemplateRationaleWriter.one(request("What is 2 + 3?", "5")) == "hard"  # the template
     # the judge never sees the answer ("100%" is a pass rate)
     first_turns = [b["messages"][1]["content"] for b in server.bodies]
     assert not any(leaks_answer(text, "100") or leaks_answer(text, "101") for text in first_turns)

@@ -38,7 +38,7 @@ def _params(model_dir):
 
 def test_rl_raises_the_mean_reward(warm_policy, tmp_path):
     """16 fixed problems of level 1, 128 rollouts a step: sampling sharpens toward what the warm start
-    answers right (about 0.65 → 0.85 mean reward in 25 steps)."""
+    answers right (measured: about 0.7 → 0.9 mean reward in 25 steps)."""
     rl = {
         "steps": 25,
         "prompts_per_step": 16,

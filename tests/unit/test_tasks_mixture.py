@@ -71,6 +71,9 @@ def test_routed_teacher_sends_arithmetic_to_the_script():
             assert template.parse(samples[0].text).mode == "on"
         else:
             assert samples[0].text == problem.prompt
+    assert engine.tokenizer is None  # neither half has one: the data pipeline counts characters
+    model.tokenizer = "the model's tokenizer"
+    assert RoutedEngine(ScriptedEngine(seed=0), model).tokenizer == "the model's tokenizer"
 
 
 def test_scripted_hf_teacher_is_a_config_choice():

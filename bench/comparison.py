@@ -5,12 +5,14 @@ starts, GRPO from each, HiPO, evaluation), reads the compare-arms step's scored 
 writes per-arm mean and spread (min–max over seeds) of accuracy, tokens and thinking rate, their
 changes relative to Cold-Start (on), thinking rate per difficulty, and the issue-8 targets::
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/comparison.py --seeds 0 1 2 --jobs 2
-    OMP_NUM_THREADS=1 .venv/bin/python bench/comparison.py --seeds 0 1 2 --jobs 2 \\
-        --check bench/results/comparison.json
+    OMP_NUM_THREADS=1 .venv/bin/python bench/comparison.py --seeds 0 1 2 \\
+        --set launch.procs_per_node=2 --set eval.max_problems=1000
+    OMP_NUM_THREADS=1 .venv/bin/python bench/comparison.py --seeds 0 1 2 \\
+        --set launch.procs_per_node=2 --set eval.max_problems=1000 --check bench/results/comparison.json
 
-``--jobs 2`` runs two seeds at once (a kfp.local run mostly keeps one core busy); each seed has its own
-registry (``<runs>/seed-N/mlflow.db``), so parallel runs never share a SQLite file.
+``launch.procs_per_node=2`` trains data-parallel over both cores (torchrun), which keeps a 2-core
+machine busy; ``--jobs 2`` instead runs two seeds at once, for single-process training. Each seed has
+its own registry (``<runs>/seed-N/mlflow.db``), so parallel runs never share a SQLite file.
 
 ``--check`` compares the new run with an earlier results file instead of overwriting it: every
 per-arm mean must lie within the earlier min–max spread (widened by ``--tolerance``).

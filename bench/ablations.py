@@ -8,6 +8,9 @@ pipeline's own RL and evaluation steps (``hipo.steps.hipo_rl`` / ``evaluate_mode
 components call), without the per-step process start of kfp.local. Resumable: finished rows are kept::
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/ablations.py --seeds 0
+    OMP_NUM_THREADS=1 .venv/bin/python bench/ablations.py --seeds 0 --set launch.procs_per_node=2 \\
+        --set eval.max_problems=1000 --set eval.forced_mode_passes=false \\
+        --reuse runs/bench/comparison/seed-0/pipeline/artifacts/<run>   # what bench/results holds
 """
 
 from __future__ import annotations

@@ -3,13 +3,15 @@
 The watch survives dropped connections (it resumes from the last resourceVersion it saw) and expired
 history (410 Gone: it lists the job again and watches from the list's resourceVersion). A deadline
 bounds the whole wait. When the step is cancelled (KFP sends SIGTERM; see ``cancel_on_sigterm``) or the
-deadline passes, the job is deleted so it does not hold GPUs. Only the API calls in
-``hipo.launch.permissions.LAUNCHER_RULES`` are made.
+deadline passes, the job is deleted so it does not hold GPUs. The watch is read in a daemon thread while
+the main thread waits on it in short steps, so a cancel or the deadline is acted on within a second
+even when no event comes. Only the API calls in ``hipo.launch.permissions.LAUNCHER_RULES`` are made.
 """
 
 from __future__ import annotations
 
 import contextlib
+import queue
 import signal
 import sys
 import threading
@@ -26,6 +28,7 @@ LOG_TAIL_LINES = 50
 MAX_EVENTS = 10
 WATCH_TIMEOUT_S = 300  # server-side end of one watch request; the loop then resumes it
 _RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+_POLL_S = 0.5  # how long the main thread waits for a watch event before it looks at cancel and deadline
 
 
 class LaunchError(RuntimeError):
@@ -100,22 +103,39 @@ def api_client(env: KubeEnv | None = None) -> Any:
     return client.ApiClient(configuration)
 
 
+_sigterm = threading.Event()  # set by cancel_on_sigterm's handler, polled by raise_if_cancelled
+
+
 @contextlib.contextmanager
 def cancel_on_sigterm() -> Iterator[None]:
     """Turn SIGTERM into ``StepCancelled`` in the main thread while the block runs (KFP cancels a step
-    by terminating its pod); elsewhere a no-op."""
+    by terminating its pod); elsewhere a no-op.
+
+    Raising from the handler is not enough: when the signal lands while the main thread runs a
+    finalizer (an urllib3 response that the kubernetes client drops is closed in ``IOBase.__del__``),
+    CPython discards the exception. So the handler also sets a flag, which ``raise_if_cancelled``
+    turns into ``StepCancelled`` at the next check."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
+        _sigterm.set()
         raise StepCancelled(f"received signal {signum}")
 
+    _sigterm.clear()
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _sigterm.clear()
+
+
+def raise_if_cancelled() -> None:
+    """``StepCancelled`` if SIGTERM came inside ``cancel_on_sigterm``, even if its own raise was lost."""
+    if _sigterm.is_set():
+        raise StepCancelled(f"received signal {signal.SIGTERM.value}")
 
 
 def _say(line: str) -> None:
@@ -225,6 +245,7 @@ class JobRunner:
         from kubernetes.client.rest import ApiException
 
         while True:
+            raise_if_cancelled()
             try:
                 self.custom.get_namespaced_custom_object(**self._ref(), name=name)
             except ApiException as error:
@@ -252,31 +273,31 @@ class JobRunner:
         rv = obj["metadata"]["resourceVersion"]
         failures = 0
         while True:
+            raise_if_cancelled()
             if self._observe(name, obj):
                 return obj
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
             window = max(1, min(int(remaining) + 1, self.watch_timeout_s))
+            stream = watch.Watch().stream(
+                self.custom.list_namespaced_custom_object, **self._ref(),
+                field_selector=f"metadata.name={name}", resource_version=rv, allow_watch_bookmarks=True,
+                timeout_seconds=window, _request_timeout=(10, window + 30),
+            )  # fmt: skip
             try:
-                stream = watch.Watch().stream(
-                    self.custom.list_namespaced_custom_object, **self._ref(),
-                    field_selector=f"metadata.name={name}", resource_version=rv, allow_watch_bookmarks=True,
-                    timeout_seconds=window, _request_timeout=(10, window + 30),
-                )  # fmt: skip
-                for event in stream:
-                    failures = 0
-                    rv = event["raw_object"]["metadata"]["resourceVersion"]
-                    if event["type"] == "DELETED":
-                        raise LaunchError(
-                            f"{self.kind.kind} {self.namespace}/{name} was deleted by someone else"
-                        )
-                    if event["type"] != "BOOKMARK":
-                        obj = event["raw_object"]
-                        if self._observe(name, obj):
-                            return obj
-                    if time.monotonic() > deadline:
-                        raise TimeoutError
+                with contextlib.closing(_read_in_thread(stream, deadline)) as events:
+                    for event in events:
+                        failures = 0
+                        rv = event["raw_object"]["metadata"]["resourceVersion"]
+                        if event["type"] == "DELETED":
+                            raise LaunchError(
+                                f"{self.kind.kind} {self.namespace}/{name} was deleted by someone else"
+                            )
+                        if event["type"] != "BOOKMARK":
+                            obj = event["raw_object"]
+                            if self._observe(name, obj):
+                                return obj
             except ApiException as error:
                 if error.status != 410:
                     raise
@@ -340,6 +361,46 @@ class JobRunner:
                 for e in events[-MAX_EVENTS:]
             ]
         return "\n".join(lines)
+
+
+def _read_in_thread(stream: Iterator[dict[str, Any]], deadline: float) -> Iterator[dict[str, Any]]:
+    """The events of ``stream``, read by a daemon thread; its errors are raised here. Meanwhile this
+    thread waits in ``_POLL_S`` steps: SIGTERM interrupts the wait, and a cancel whose raise was lost
+    (see ``cancel_on_sigterm``) or the deadline ends it without waiting for the next event. Once this
+    generator is closed the reader stops after its next event (the deletion of the job, on cancel and
+    deadline) or at the end of the watch request."""
+    items: queue.Queue[tuple[str, Any]] = queue.Queue()
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for event in stream:
+                items.put(("event", event))
+                if stop.is_set():
+                    return
+        except Exception as error:  # urllib3 and API errors go to the waiting thread, which handles them
+            items.put(("error", error))
+        else:
+            items.put(("end", None))
+
+    threading.Thread(target=read, name="kube-watch", daemon=True).start()
+    try:
+        while True:
+            raise_if_cancelled()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            try:
+                kind, item = items.get(timeout=min(_POLL_S, remaining))
+            except queue.Empty:
+                continue
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def _pod_failed(pod: Any) -> bool:

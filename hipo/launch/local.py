@@ -15,7 +15,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from hipo.launch.kube import LaunchError, StepCancelled, cancel_on_sigterm
+from hipo.launch.kube import LaunchError, StepCancelled, cancel_on_sigterm, raise_if_cancelled
 
 LOG_TAIL_LINES = 50
 _STOP_GRACE_S = 30
@@ -47,9 +47,11 @@ def run_local(args: Sequence[str], procs: int = 1) -> None:
         with cancel_on_sigterm():
             assert child.stdout is not None
             for line in child.stdout:
+                raise_if_cancelled()  # a SIGTERM whose own raise was lost (see cancel_on_sigterm)
                 sys.stderr.write(line)
                 tail.append(line.rstrip("\n"))
             code = child.wait()
+            raise_if_cancelled()
     except (StepCancelled, KeyboardInterrupt):
         _stop(child)
         raise

@@ -2,6 +2,7 @@
 with the checkpoint collected through S3, failures explained, watches resumed, deadline, cancel,
 re-attach, and the RBAC rules it needs — exactly those in hipo/launch/permissions.py."""
 
+import io
 import json
 import os
 import signal
@@ -19,7 +20,15 @@ from hipo.data.rationale import TemplateRationaleWriter
 from hipo.engines.scripted import ScriptedEngine
 from hipo.launch import LaunchError, run_training
 from hipo.launch.entry import main as pod_entry
-from hipo.launch.kube import JOB_KINDS, PYTORCHJOB, TRAINJOB, JobRunner, api_client
+from hipo.launch.kube import (
+    JOB_KINDS,
+    PYTORCHJOB,
+    TRAINJOB,
+    JobRunner,
+    StepCancelled,
+    api_client,
+    cancel_on_sigterm,
+)
 from hipo.launch.manifests import JobSpec, job_name, pytorchjob, trainjob
 from hipo.launch.permissions import LAUNCHER_RULES
 from hipo.launch.validate import validate_pytorchjob, validate_trainer_object
@@ -186,6 +195,29 @@ def test_sigterm_deletes_the_job_and_stops_the_step(kube, tmp_path):
         step.kill()
     assert step.returncode != 0 and "step cancelled, deleting the job" in err and "StepCancelled" in err
     assert kube.job("trainjobs", "job-c", NS) is None and kube.deletes[0][0] == "job-c"
+
+
+def test_a_sigterm_whose_raise_is_lost_in_a_finalizer_still_cancels(kube):
+    """The flaky-cancel bug: a signal that lands while the main thread closes a dropped urllib3
+    response in ``IOBase.__del__`` has its StepCancelled discarded by CPython; the wait must still
+    notice the cancel (not block in the watch until the deadline) and delete the job."""
+
+    class Finalized(io.RawIOBase):
+        def close(self):
+            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)  # the handler raises; CPython drops it
+            super().close()
+
+    def say(line):
+        lines.append(line)
+        if line.endswith(": Running"):  # in the main thread, between watch events
+            Finalized()
+
+    kube.script("job-l", [running()])
+    lines: list[str] = []
+    with pytest.raises(StepCancelled), cancel_on_sigterm():
+        JobRunner(api_client(), TRAINJOB, NS, 20, say=say).run(body_for("trainjob", "job-l"))
+    assert any("step cancelled, deleting the job" in line for line in lines), lines
+    assert kube.job("trainjobs", "job-l", NS) is None and kube.deletes[0][0] == "job-l"
 
 
 def test_a_retried_step_reattaches_to_its_job(kube):

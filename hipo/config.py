@@ -168,6 +168,9 @@ class RLConfig(_Section):
     gamma: float = Field(1.0, ge=0.0, description="γ: weight of the judge advantage")
     local_norm: bool = True
     global_mode_adv: bool = True
+    judge_std_floor: float = Field(
+        0.0, ge=0.0, description="least sigma_all of the judge advantage (HIPO_ALGORITHM.md §9 pitfall b)"
+    )
     eps: float = Field(1e-6, gt=0.0)
     clip_low: float = Field(0.2, gt=0.0, lt=1.0)
     clip_high: float = Field(0.28, gt=0.0)

@@ -59,7 +59,9 @@ def score_groups(config: RunConfig, difficulty: int, n_groups: int, seed: int) -
     rl = config.rl
     raw = alg.rewards(acc, ok, rl.format_weight)
     biased = alg.bias_adjust(raw, codes, rl.bias, rl.omega)
-    judge, _ = alg.hipo_advantages(biased, codes, rl.gamma, rl.local_norm, rl.global_mode_adv, rl.eps)
+    judge, _ = alg.hipo_advantages(
+        biased, codes, rl.gamma, rl.local_norm, rl.global_mode_adv, rl.eps, rl.judge_std_floor
+    )
     grpo = alg.grpo_advantages(raw, rl.eps)
     off, on = codes == alg.MODE_OFF, codes == alg.MODE_ON
     return LevelSignal(

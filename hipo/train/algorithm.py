@@ -102,12 +102,19 @@ def hipo_advantages(
     local_norm: bool = True,
     global_mode_adv: bool = True,
     eps: float = 1e-6,
+    judge_std_floor: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """§5 mode-aware advantages on bias-adjusted rewards; returns (judge_adv, answer_adv), each [B,G].
 
     answer: (r_i - mu_{M_i}) / (sigma_{M_i} + eps)   (local_norm=False: mu_all, sigma_all)
-    judge:  gamma * (mu_{M_i} - mu_all) / (sigma_all + eps)   (global_mode_adv=False: plain GRPO)
+    judge:  gamma * (mu_{M_i} - mu_all) / (max(sigma_all, judge_std_floor) + eps)
+            (global_mode_adv=False: plain GRPO)
     Responses without a mode tag get the plain GRPO advantage for both.
+
+    judge_std_floor > 0 keeps a group whose only spread is the §4 bonus (both modes all correct, so
+    sigma_all is at most half the bonus) from getting a full-size judge advantage: unfloored, that
+    standardised tie outweighs the groups where Think-off is wrong, and a level goes to Think-off at
+    80% direct accuracy (§9 pitfall b); a floor of 0.2 moves that break-even to about 93%.
     """
     dtype = _float_dtype(rewards)
     every = torch.ones_like(rewards, dtype=torch.bool)
@@ -118,7 +125,8 @@ def hipo_advantages(
         in_mode = modes == mode
         mu_m, centered_m, sd_m = _centered_std(rewards, in_mode)
         if global_mode_adv:
-            judge = torch.where(in_mode, gamma * (mu_m - mu_all) / (sd_all + eps), judge)
+            judge_sd = sd_all.clamp(min=judge_std_floor)
+            judge = torch.where(in_mode, gamma * (mu_m - mu_all) / (judge_sd + eps), judge)
         if local_norm:
             answer = torch.where(in_mode, centered_m / (sd_m + eps), answer)
     return judge.to(dtype), answer.to(dtype)

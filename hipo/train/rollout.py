@@ -81,7 +81,9 @@ def advantages(rl: RLConfig, rewards: Tensor, modes: Tensor, judge_len: Tensor, 
         adv = alg.grpo_advantages(rewards, rl.eps)
         return alg.token_advantages(adv, adv, torch.zeros_like(judge_len), mask)
     biased = alg.bias_adjust(rewards, modes, rl.bias, rl.omega)
-    judge, answer = alg.hipo_advantages(biased, modes, rl.gamma, rl.local_norm, rl.global_mode_adv, rl.eps)
+    judge, answer = alg.hipo_advantages(
+        biased, modes, rl.gamma, rl.local_norm, rl.global_mode_adv, rl.eps, rl.judge_std_floor
+    )
     return alg.token_advantages(judge, answer, judge_len, mask)
 
 

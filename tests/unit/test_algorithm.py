@@ -213,6 +213,20 @@ def test_hipo_switches():
     close(answer, [[1.0, -1.0, 0.0, 0.0]])
 
 
+def test_judge_std_floor_by_hand():
+    # A tie after the §4 bonus: on 1.2,1.2 and off 1.26,1.26. μ_all = 1.23, σ_all = 0.03.
+    # Unfloored the judge advantage is ∓0.03/0.03 = ∓1; a floor of 0.2 gives ∓0.03/0.2 = ∓0.15;
+    # a floor below σ_all (0.01) changes nothing. Answer advantages are 0 (σ_m = 0) in every case.
+    r, modes = t([1.2, 1.2, 1.26, 1.26]), m([ON, ON, OFF, OFF])
+    for floor, size in ((0.0, 1.0), (0.01, 1.0), (0.2, 0.15)):
+        judge, answer = hipo_advantages(r, modes, judge_std_floor=floor)
+        close(judge, [[-size, -size, size, size]], atol=1e-4)
+        assert not answer.any()
+    # untagged responses keep the plain GRPO advantage, unfloored
+    judge, _ = hipo_advantages(t([1.2, 1.26, 1.2]), m([ON, OFF, NONE]), judge_std_floor=0.2)
+    close(judge[0, 2], grpo_advantages(t([1.2, 1.26, 1.2]))[0, 2])
+
+
 def test_batch_equals_groups_one_at_a_time():
     r = t([1.2, 0.2, 1.2, 1.2], [1.2, 1.2, 1.2, 0.2], [1.0, 1.0, 0.2, 0.0], [1.2, 0.2, 1.2, 0.0])
     modes = m([ON, ON, OFF, OFF], [ON, OFF, OFF, OFF], [ON, ON, ON, ON], [ON, NONE, OFF, NONE])
@@ -425,3 +439,18 @@ def test_batch_matches_single_groups(group):
     for b in range(r.shape[0]):
         j1, a1 = hipo_advantages(r[b : b + 1], modes[b : b + 1])
         assert torch.equal(judge[b : b + 1], j1) and torch.equal(answer[b : b + 1], a1)
+
+
+@PROP
+@given(groups(REWARDS), st.floats(0.0, 1.0))
+def test_judge_std_floor_only_shrinks_the_judge_advantage(group, floor):
+    r, modes = group
+    judge, answer = hipo_advantages(r, modes)
+    floored, floored_answer = hipo_advantages(r, modes, judge_std_floor=floor)
+    assert torch.equal(answer, floored_answer)
+    assert (floored.abs() <= judge.abs() + 1e-6).all()
+    assert (torch.sign(floored) * torch.sign(judge) >= 0).all()
+    tagged = (modes != NONE).all(-1)  # untagged responses keep the unfloored GRPO advantage
+    close(floored.sum(-1)[tagged], torch.zeros(int(tagged.sum())), atol=1e-4)
+    zero, _ = hipo_advantages(r, modes, judge_std_floor=0.0)
+    assert torch.equal(zero, judge)

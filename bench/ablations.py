@@ -1,8 +1,9 @@
 """Ablations of HiPO's switches (HIPO_ALGORITHM.md §4–§5): each row the HiPO arm with one change.
 
 Rows: the reference (defaults), GRPO from the same start, ``rl.bias=none``, ``rl.local_norm=false``,
-``rl.global_mode_adv=false``, two values of γ and two of ω. Every row starts from the same
-Cold-Start (mix) policy of the same seed and is evaluated on the same held-out problems. The data and
+``rl.global_mode_adv=false``, two values of γ, two of ω and the unfloored judge advantage
+(``rl.judge_std_floor=0``). Every row starts from the same Cold-Start (mix) policy of the same seed and
+is evaluated on the same held-out problems. The data and
 the SFT read no ``rl.*`` field, so they run once per seed and are shared; each row then runs the
 pipeline's own RL and evaluation steps (``hipo.steps.hipo_rl`` / ``evaluate_models``, what the KFP
 components call), without the per-step process start of kfp.local. Resumable: finished rows are kept::
@@ -44,6 +45,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {  # name: (rl.algorithm, overrides)
     "gamma 2": ("hipo", ["rl.gamma=2.0"]),
     "omega 0": ("hipo", ["rl.omega=0.0"]),
     "omega 0.2": ("hipo", ["rl.omega=0.2"]),
+    "judge_std_floor 0": ("hipo", ["rl.judge_std_floor=0.0"]),
 }
 VALUES = ("accuracy", "tokens", "think_rate")
 

@@ -113,8 +113,9 @@ def hipo_advantages(
 
     judge_std_floor > 0 keeps a group whose only spread is the §4 bonus (both modes all correct, so
     sigma_all is at most half the bonus) from getting a full-size judge advantage: unfloored, that
-    standardised tie outweighs the groups where Think-off is wrong, and a level goes to Think-off at
-    80% direct accuracy (§9 pitfall b); a floor of 0.2 moves that break-even to about 93%.
+    standardised tie outweighs the groups where Think-off is wrong, and a level goes to Think-off even
+    at 80% direct accuracy (§9 pitfall b); a floor of 0.2 moves that break-even to about 93%
+    (bench/results/judge_floor.md).
     """
     dtype = _float_dtype(rewards)
     every = torch.ones_like(rewards, dtype=torch.bool)

@@ -3,10 +3,10 @@
 Rows: the reference (defaults), GRPO from the same start, ``rl.bias=none``, ``rl.local_norm=false``,
 ``rl.global_mode_adv=false``, two values of γ, two of ω and the unfloored judge advantage
 (``rl.judge_std_floor=0``). Every row starts from the same Cold-Start (mix) policy of the same seed and
-is evaluated on the same held-out problems. The data and
-the SFT read no ``rl.*`` field, so they run once per seed and are shared; each row then runs the
-pipeline's own RL and evaluation steps (``hipo.steps.hipo_rl`` / ``evaluate_models``, what the KFP
-components call), without the per-step process start of kfp.local. Resumable: finished rows are kept::
+is evaluated on the same held-out problems. The data and the SFT read no ``rl.*`` field, so they run
+once per seed and are shared; each row then runs the pipeline's own RL and evaluation steps
+(``hipo.steps.hipo_rl`` / ``evaluate_models``, what the KFP components call), without the per-step
+process start of kfp.local. Resumable: finished rows are kept::
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/ablations.py --seeds 0
     OMP_NUM_THREADS=1 .venv/bin/python bench/ablations.py --seeds 0 --set launch.procs_per_node=2 \\

@@ -23,6 +23,7 @@ from hipo.config import RunConfig
 from hipo.tasks.arithmetic import ArithmeticTask
 from hipo.tasks.teacher import ScriptedTeacher
 from hipo.train import algorithm as alg
+from hipo.train.rollout import hipo_mode_advantages
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,7 @@ def score_groups(config: RunConfig, difficulty: int, n_groups: int, seed: int) -
     codes = torch.tensor(mode_codes)
     rl = config.rl
     raw = alg.rewards(acc, ok, rl.format_weight)
-    biased = alg.bias_adjust(raw, codes, rl.bias, rl.omega)
-    judge, _ = alg.hipo_advantages(
-        biased, codes, rl.gamma, rl.local_norm, rl.global_mode_adv, rl.eps, rl.judge_std_floor
-    )
+    judge, _ = hipo_mode_advantages(rl, raw, codes)
     grpo = alg.grpo_advantages(raw, rl.eps)
     off, on = codes == alg.MODE_OFF, codes == alg.MODE_ON
     return LevelSignal(

@@ -121,12 +121,12 @@ def hipo_advantages(
     every = torch.ones_like(rewards, dtype=torch.bool)
     mu_all, centered_all, sd_all = _centered_std(rewards, every)
     grpo = centered_all / (sd_all + eps)
+    judge_sd = sd_all.clamp(min=judge_std_floor)
     judge, answer = grpo.clone(), grpo.clone()
     for mode in (MODE_OFF, MODE_ON):
         in_mode = modes == mode
         mu_m, centered_m, sd_m = _centered_std(rewards, in_mode)
         if global_mode_adv:
-            judge_sd = sd_all.clamp(min=judge_std_floor)
             judge = torch.where(in_mode, gamma * (mu_m - mu_all) / (judge_sd + eps), judge)
         if local_norm:
             answer = torch.where(in_mode, centered_m / (sd_m + eps), answer)

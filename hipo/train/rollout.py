@@ -80,11 +80,16 @@ def advantages(rl: RLConfig, rewards: Tensor, modes: Tensor, judge_len: Tensor, 
     if rl.algorithm == "grpo":
         adv = alg.grpo_advantages(rewards, rl.eps)
         return alg.token_advantages(adv, adv, torch.zeros_like(judge_len), mask)
+    judge, answer = hipo_mode_advantages(rl, rewards, modes)
+    return alg.token_advantages(judge, answer, judge_len, mask)
+
+
+def hipo_mode_advantages(rl: RLConfig, rewards: Tensor, modes: Tensor) -> tuple[Tensor, Tensor]:
+    """(judge, answer) advantages [B, G] of HiPO with the configured bias and switches (§4–§5)."""
     biased = alg.bias_adjust(rewards, modes, rl.bias, rl.omega)
-    judge, answer = alg.hipo_advantages(
+    return alg.hipo_advantages(
         biased, modes, rl.gamma, rl.local_norm, rl.global_mode_adv, rl.eps, rl.judge_std_floor
     )
-    return alg.token_advantages(judge, answer, judge_len, mask)
 
 
 def build_batch(

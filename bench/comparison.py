@@ -233,6 +233,22 @@ def check(new: dict[str, Any], old: dict[str, Any], tolerance: float) -> list[st
     return misses
 
 
+def unchanged_per_seed(new: dict[str, Any], old: dict[str, Any]) -> list[str]:
+    """For each seed in both runs, how many of its reported values are identical (all, when the
+    pipeline is deterministic on this machine), naming the arms that differ."""
+    lines = []
+    for seed in sorted(new["per_seed"].keys() & old["per_seed"].keys(), key=int):
+        a, b = new["per_seed"][seed], old["per_seed"][seed]
+        keys = [(t, arm, k) for t in a for arm in a[t] for k in a[t][arm]]
+        changed = [key for key in keys if a[key[0]][key[1]][key[2]] != b[key[0]][key[1]].get(key[2])]
+        arms = sorted({arm for _, arm, _ in changed})
+        lines.append(
+            f"seed {seed}: {len(keys) - len(changed)} of {len(keys)} values identical"
+            + (f"; differ: {', '.join(arms)}" if arms else "")
+        )
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -264,7 +280,9 @@ def main() -> int:
             write(args, started, {s: done[s][0] for s in ordered}, [done[s][1] for s in ordered])
     if args.check:
         report = json.loads((ROOT / args.results / "comparison-check.json").read_text(encoding="utf-8"))
-        misses = check(report, json.loads(Path(args.check).read_text(encoding="utf-8")), args.tolerance)
+        earlier = json.loads(Path(args.check).read_text(encoding="utf-8"))
+        misses = check(report, earlier, args.tolerance)
+        print("\n".join(unchanged_per_seed(report, earlier)))
         print(
             "reproduced within the reported spread"
             if not misses

@@ -27,6 +27,7 @@ from hipo.launch.manifests import JOB_LABEL, PYTORCH_CONTAINER, REPLICATED_JOB
 LOG_TAIL_LINES = 50
 MAX_EVENTS = 10
 WATCH_TIMEOUT_S = 300  # server-side end of one watch request; the loop then resumes it
+API_TIMEOUT_S = 30.0  # a short API call (create, get, list, delete, log) that takes longer has failed
 _RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 _POLL_S = 0.5  # how long the main thread waits for a watch event before it looks at cancel and deadline
 
@@ -143,6 +144,8 @@ def _say(line: str) -> None:
 
 
 def _api_problem(error: Any, action: str) -> str:
+    if not hasattr(error, "status"):  # no HTTP answer: a timeout or a dropped connection
+        return f"{action} failed: {type(error).__name__}: {error}"
     reason = getattr(error, "reason", "") or ""
     body = getattr(error, "body", "") or ""
     hint = {
@@ -166,13 +169,17 @@ class JobRunner:
         deadline_s: float,
         say: Callable[[str], None] = _say,
         watch_timeout_s: int = WATCH_TIMEOUT_S,
+        api_timeout_s: float = API_TIMEOUT_S,
     ) -> None:
         from kubernetes import client
 
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
+        self.host = api.configuration.host
         self.kind, self.namespace, self.deadline_s = kind, namespace, deadline_s
         self.say, self.watch_timeout_s = say, watch_timeout_s
+        self.api_timeout_s = api_timeout_s
+        self._timeout = {"_request_timeout": (min(10.0, api_timeout_s), api_timeout_s)}
         self._last_phase: str | None = None
         self._last_pods: str | None = None
 
@@ -180,8 +187,17 @@ class JobRunner:
         k = self.kind
         return {"group": k.group, "version": k.version, "namespace": self.namespace, "plural": k.plural}
 
+    def _unreachable(self, name: str, error: Exception) -> LaunchError:
+        return LaunchError(
+            f"{self.kind.kind} {self.namespace}/{name}: the Kubernetes API at {self.host} did not answer "
+            f"(within {self.api_timeout_s:g} s per request; {type(error).__name__}: {error}). Check the "
+            "network path to the API server and its health; a job already created keeps running, and "
+            "retrying the step attaches to it"
+        )
+
     def run(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create ``body`` (or attach to the job of that name) and return it once it has succeeded."""
+        import urllib3
         from kubernetes.client.rest import ApiException
 
         name = body["metadata"]["name"]
@@ -204,26 +220,31 @@ class JobRunner:
             raise LaunchError(
                 f"{self.kind.kind} {self.namespace}/{name}: {_api_problem(error, 'a call')}"
             ) from None
+        except (urllib3.exceptions.HTTPError, ConnectionError) as error:
+            raise self._unreachable(name, error) from None
 
     def delete(self, name: str) -> None:
         """Delete the job and (foreground) its pods; a job that is already gone is fine."""
+        import urllib3
         from kubernetes.client.rest import ApiException
 
         try:
             self.custom.delete_namespaced_custom_object(
-                **self._ref(), name=name, body={"propagationPolicy": "Foreground"}
+                **self._ref(), name=name, body={"propagationPolicy": "Foreground"}, **self._timeout
             )
             self.say(f"{self.kind.kind} {name}: deleted")
         except ApiException as error:
             if error.status != 404:
                 self.say(f"{self.kind.kind} {name}: could not delete it: {_api_problem(error, 'delete')}")
+        except (urllib3.exceptions.HTTPError, ConnectionError) as error:
+            self.say(f"{self.kind.kind} {name}: could not delete it: {self._unreachable(name, error)}")
 
     def _create_or_attach(self, body: dict[str, Any], deadline: float) -> dict[str, Any]:
         from kubernetes.client.rest import ApiException
 
         name = body["metadata"]["name"]
         try:
-            obj = self.custom.create_namespaced_custom_object(**self._ref(), body=body)
+            obj = self.custom.create_namespaced_custom_object(**self._ref(), body=body, **self._timeout)
             self.say(f"{self.kind.kind} {self.namespace}/{name}: created")
             return obj
         except ApiException as error:
@@ -231,7 +252,7 @@ class JobRunner:
                 raise LaunchError(
                     f"creating {self.kind.kind} {name}: {_api_problem(error, 'create')}"
                 ) from None
-        existing = self.custom.get_namespaced_custom_object(**self._ref(), name=name)
+        existing = self.custom.get_namespaced_custom_object(**self._ref(), name=name, **self._timeout)
         state = job_state(existing)
         if state.phase != "Failed":
             self.say(f"{self.kind.kind} {name}: already exists ({state.phase}), attaching to it")
@@ -247,7 +268,7 @@ class JobRunner:
         while True:
             raise_if_cancelled()
             try:
-                self.custom.get_namespaced_custom_object(**self._ref(), name=name)
+                self.custom.get_namespaced_custom_object(**self._ref(), name=name, **self._timeout)
             except ApiException as error:
                 if error.status == 404:
                     return
@@ -258,7 +279,7 @@ class JobRunner:
 
     def _relist(self, name: str) -> tuple[dict[str, Any], str]:
         listed = self.custom.list_namespaced_custom_object(
-            **self._ref(), field_selector=f"metadata.name={name}"
+            **self._ref(), field_selector=f"metadata.name={name}", **self._timeout
         )
         if not listed.get("items"):
             raise LaunchError(f"{self.kind.kind} {self.namespace}/{name} was deleted while the step waited")
@@ -326,11 +347,16 @@ class JobRunner:
         return state.phase == "Succeeded"
 
     def _pods(self, name: str) -> list[Any]:
-        return self.core.list_namespaced_pod(self.namespace, label_selector=f"{JOB_LABEL}={name}").items
+        return self.core.list_namespaced_pod(
+            self.namespace, label_selector=f"{JOB_LABEL}={name}", **self._timeout
+        ).items
 
     def _explain_failure(self, name: str, state: JobState, pods: list[Any]) -> str:
         """The job's failure condition, the log tail of its failed pods, and recent events."""
+        import urllib3
         from kubernetes.client.rest import ApiException
+
+        unanswered = (ApiException, urllib3.exceptions.HTTPError, ConnectionError)
 
         lines = [f"{self.kind.kind} {self.namespace}/{name} failed: {state.reason}: {state.message}"]
         failed = [p for p in pods if _pod_failed(p)] or pods
@@ -341,16 +367,19 @@ class JobRunner:
                     self.namespace,
                     container=self.kind.container,
                     tail_lines=LOG_TAIL_LINES,
+                    **self._timeout,
                 )
-            except ApiException as error:
+            except unanswered as error:
                 log = f"(no log: {_api_problem(error, 'reading the log')})"
             lines += [f"--- last {LOG_TAIL_LINES} log lines of pod {pod.metadata.name} ---", log.rstrip()]
         events = []
         for involved in (name, *(p.metadata.name for p in failed[:2])):
             try:
                 selector = f"involvedObject.name={involved}"
-                events += self.core.list_namespaced_event(self.namespace, field_selector=selector).items
-            except ApiException as error:
+                events += self.core.list_namespaced_event(
+                    self.namespace, field_selector=selector, **self._timeout
+                ).items
+            except unanswered as error:
                 lines.append(f"(events unavailable: {_api_problem(error, 'listing events')})")
                 break
         if events:

@@ -16,7 +16,8 @@ Every request is recorded in ``calls`` as the RBAC verb, API group and resource 
 would authorise it against. Job lifecycles are scripted (``script``): a list of steps, each applied
 once the client has received the job's previous version (so every phase is observed in order).
 ``drop_next_watch`` cuts the next watch stream mid-response (no chunk terminator), optionally after
-compacting the history so that resuming hits 410 Gone.
+compacting the history so that resuming hits 410 Gone. ``stall_next`` holds one request for a while
+before serving it (a server that accepted the connection and does not answer in time).
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class FakeKubeAPI:
         self._changed = threading.Condition()
         self._scripts: dict[str, list[list[Step]]] = {}
         self._faults: list[_Fault] = []
+        self._stalls: list[tuple[str, str, float]] = []  # (method, resource, seconds)
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -142,6 +144,19 @@ class FakeKubeAPI:
     def drop_next_watch(self, after_events: int = 1, compact: bool = False) -> None:
         """Cut the next watch stream after ``after_events`` events; ``compact``: forget the history first."""
         self._faults.append(_Fault(after_events, compact))
+
+    def stall_next(self, method: str, resource: str, seconds: float) -> None:
+        """Hold the next ``method`` request on ``resource`` (``trainjobs``, ``pods``, ...) for ``seconds``,
+        then serve it as usual (so a create the client gave up on still creates the job)."""
+        self._stalls.append((method, resource, seconds))
+
+    def _stall(self, method: str, path: str) -> None:
+        with self._changed:
+            match = next((s for s in self._stalls if s[0] == method and f"/{s[1]}" in path), None)
+            if match:
+                self._stalls.remove(match)
+        if match:
+            self._stopping.wait(match[2])
 
     def job(self, plural: str, name: str, namespace: str = "default") -> dict[str, Any] | None:
         with self._changed:
@@ -366,6 +381,7 @@ def _handler(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
                 return
             url = urlparse(self.path)
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            api._stall(method, url.path)
             try:
                 if m := _CUSTOM.match(url.path):
                     self._custom(method, *m.groups(), query)

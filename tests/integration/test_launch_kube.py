@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from fakes.k8s_api import FakeKubeAPI, failed, running, succeeded
@@ -233,6 +234,24 @@ def test_a_retried_step_reattaches_to_its_job(kube):
     assert any("already exists" in line and "attaching" in line for line in lines), lines
     assert [c.verb for c in kube.calls if c.resource == "trainjobs"][:3] == ["create", "create", "get"]
     assert len(kube.created) == 1 and kube.deletes == []
+
+
+def test_an_api_server_that_does_not_answer_is_a_clear_error_and_the_retry_attaches(kube):
+    kube.stall_next("POST", "trainjobs", seconds=3)  # the create lands after the client gave up
+    kube.script("job-s", [running(), succeeded()])
+    quick = JobRunner(api_client(), TRAINJOB, NS, 120, say=print, api_timeout_s=0.5)
+    started = time.monotonic()
+    with pytest.raises(LaunchError) as raised:
+        quick.run(body_for("trainjob", "job-s"))
+    assert time.monotonic() - started < 2.5
+    message = str(raised.value)
+    assert f"the Kubernetes API at {kube.url} did not answer (within 0.5 s per request" in message
+    assert "ReadTimeoutError" in message and "retrying the step attaches to it" in message
+    assert kube.wait_for(lambda: kube.job("trainjobs", "job-s", NS) is not None)
+    lines: list[str] = []
+    runner("trainjob", lines=lines).run(body_for("trainjob", "job-s"))
+    assert any("already exists" in line and "attaching" in line for line in lines), lines
+    assert len(kube.created) == 1
 
 
 def test_a_retry_after_a_failed_attempt_replaces_the_job(kube):

@@ -6,12 +6,12 @@ Rows: the reference (defaults), GRPO from the same start, ``rl.bias=none``, ``rl
 is evaluated on the same held-out problems. The data and the SFT read no ``rl.*`` field, so they run
 once per seed and are shared; each row then runs the pipeline's own RL and evaluation steps
 (``hipo.steps.hipo_rl`` / ``evaluate_models``, what the KFP components call), without the per-step
-process start of kfp.local. Resumable: finished rows are kept::
+process start of kfp.local. Resumable: finished rows are kept (a ``--runs`` folder made with other
+``--set`` or ``--reuse`` values is refused)::
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/ablations.py --seeds 0
     OMP_NUM_THREADS=1 .venv/bin/python bench/ablations.py --seeds 0 --set launch.procs_per_node=2 \\
-        --set eval.max_problems=1000 --set eval.forced_mode_passes=false \\
-        --reuse runs/bench/comparison/seed-0/pipeline/artifacts/<run>   # what bench/results holds
+        --set eval.max_problems=1000 --set eval.forced_mode_passes=false   # what bench/results holds
 """
 
 from __future__ import annotations
@@ -70,6 +70,15 @@ def run_seed(
     """Data and Cold-Start (mix) once (or those of ``reuse``, a finished pipeline run of this seed),
     then one RL run per ablation row; all evaluated together."""
     started = time.perf_counter()
+    made_with = {"sets": sets, "reuse": str(reuse) if reuse else None}
+    record = root / "made_with.json"
+    if record.is_file() and json.loads(record.read_text(encoding="utf-8")) != made_with:
+        raise SystemExit(
+            f"{root} holds rows made with {record.read_text(encoding='utf-8').strip()}, not {made_with}: "
+            "its finished rows would be reused. Pass another --runs, or remove that folder"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(made_with), encoding="utf-8")
     base_dir, prompts, data = root / "config", root / "prompts", root / "data"
     steps.prepare({}, "", [f"seed={seed}", *sets], str(base_dir), str(prompts))
     sft_dir = root / "sft-mix"

@@ -149,7 +149,8 @@ class SFTConfig(_Section):
     # level: every difficulty level is drawn equally often (a small level's rows repeat within an epoch)
     balance: Literal["none", "level"] = "level"
     # the tiny model reads the operands after a few hundred steps; direct answers come last (d3 direct:
-    # 0.87 of held-out problems right after 1,200 steps, 1.0 after 1,600)
+    # 0.87 of held-out problems right after 1,200 steps; after 1,600 Cold-Start (mix), mostly direct on
+    # d3, gets 0.85-0.99 of it right over seeds 0-2: bench/results/comparison.md)
     steps: int = Field(1600, ge=1)
     batch_size: int = Field(64, ge=1, description="sequences per optimiser step, all ranks together")
     max_length: int = Field(512, ge=8)

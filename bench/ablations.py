@@ -72,9 +72,10 @@ def run_seed(
     started = time.perf_counter()
     made_with = {"sets": sets, "reuse": str(reuse) if reuse else None}
     record = root / "made_with.json"
-    if record.is_file() and json.loads(record.read_text(encoding="utf-8")) != made_with:
+    earlier = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else made_with
+    if earlier != made_with:
         raise SystemExit(
-            f"{root} holds rows made with {record.read_text(encoding='utf-8').strip()}, not {made_with}: "
+            f"{root} holds rows made with {earlier}, not {made_with}: "
             "its finished rows would be reused. Pass another --runs, or remove that folder"
         )
     root.mkdir(parents=True, exist_ok=True)

@@ -143,6 +143,13 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _no_answer() -> tuple[type[Exception], ...]:
+    """What a call raises when the API server sent no HTTP answer (timeout, refused or dropped)."""
+    import urllib3
+
+    return (urllib3.exceptions.HTTPError, ConnectionError)
+
+
 def _api_problem(error: Any, action: str) -> str:
     if not hasattr(error, "status"):  # no HTTP answer: a timeout or a dropped connection
         return f"{action} failed: {type(error).__name__}: {error}"
@@ -197,7 +204,6 @@ class JobRunner:
 
     def run(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create ``body`` (or attach to the job of that name) and return it once it has succeeded."""
-        import urllib3
         from kubernetes.client.rest import ApiException
 
         name = body["metadata"]["name"]
@@ -220,12 +226,11 @@ class JobRunner:
             raise LaunchError(
                 f"{self.kind.kind} {self.namespace}/{name}: {_api_problem(error, 'a call')}"
             ) from None
-        except (urllib3.exceptions.HTTPError, ConnectionError) as error:
+        except _no_answer() as error:
             raise self._unreachable(name, error) from None
 
     def delete(self, name: str) -> None:
         """Delete the job and (foreground) its pods; a job that is already gone is fine."""
-        import urllib3
         from kubernetes.client.rest import ApiException
 
         try:
@@ -236,7 +241,7 @@ class JobRunner:
         except ApiException as error:
             if error.status != 404:
                 self.say(f"{self.kind.kind} {name}: could not delete it: {_api_problem(error, 'delete')}")
-        except (urllib3.exceptions.HTTPError, ConnectionError) as error:
+        except _no_answer() as error:
             self.say(f"{self.kind.kind} {name}: could not delete it: {self._unreachable(name, error)}")
 
     def _create_or_attach(self, body: dict[str, Any], deadline: float) -> dict[str, Any]:
@@ -287,7 +292,6 @@ class JobRunner:
 
     def _wait(self, name: str, obj: dict[str, Any], deadline: float) -> dict[str, Any]:
         """Watch ``name`` from ``obj``'s resourceVersion until it finishes; resumes dropped watches."""
-        import urllib3
         from kubernetes import watch
         from kubernetes.client.rest import ApiException
 
@@ -324,7 +328,7 @@ class JobRunner:
                     raise
                 self.say(f"{self.kind.kind} {name}: watch history expired (410 Gone), listing again")
                 obj, rv = self._relist(name)
-            except (urllib3.exceptions.HTTPError, ConnectionError) as error:
+            except _no_answer() as error:
                 pause = _RECONNECT_BACKOFF_S[min(failures, len(_RECONNECT_BACKOFF_S) - 1)]
                 failures += 1
                 self.say(f"{self.kind.kind} {name}: watch connection lost ({type(error).__name__}), resuming")
@@ -353,10 +357,9 @@ class JobRunner:
 
     def _explain_failure(self, name: str, state: JobState, pods: list[Any]) -> str:
         """The job's failure condition, the log tail of its failed pods, and recent events."""
-        import urllib3
         from kubernetes.client.rest import ApiException
 
-        unanswered = (ApiException, urllib3.exceptions.HTTPError, ConnectionError)
+        unanswered = (ApiException, *_no_answer())
 
         lines = [f"{self.kind.kind} {self.namespace}/{name} failed: {state.reason}: {state.message}"]
         failed = [p for p in pods if _pod_failed(p)] or pods

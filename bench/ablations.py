@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import statistics
 import sys
 import time
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.comparison import machine  # noqa: E402
+from bench.comparison import machine, spread  # noqa: E402
 from bench.figures import difficulty_figure  # noqa: E402
 from hipo import steps  # noqa: E402
 from hipo.evaluate.table import comparison_table, difficulty_table  # noqa: E402
@@ -112,10 +111,6 @@ def run_seed(
         "rows": {n: {k: float(v) for k, v in table.loc[n].items()} for n in table.index},
         "think_rate_by_difficulty": {n: {k: float(v) for k, v in think.loc[n].items()} for n in think.index},
     }, time.perf_counter() - started
-
-
-def spread(values: list[float]) -> dict[str, Any]:
-    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values), "values": values}
 
 
 def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:

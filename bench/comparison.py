@@ -106,10 +106,11 @@ def spread(values: list[float | None]) -> dict[str, Any]:
     known = [v for v in values if v is not None and not math.isnan(v)]
     if not known:
         return {"mean": None, "min": None, "max": None, "std": None, "values": [None] * len(values)}
-    return {
-        "mean": statistics.fmean(known),
-        "min": min(known),
-        "max": max(known),
+    lo, hi = min(known), max(known)
+    return {  # fmean([0.99] * 3) is 0.98999…: clamped, so plots never get a negative error bar
+        "mean": min(max(statistics.fmean(known), lo), hi),
+        "min": lo,
+        "max": hi,
         "std": statistics.pstdev(known),
         "values": [v if v in known else None for v in values],
     }

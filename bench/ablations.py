@@ -46,7 +46,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {  # name: (rl.algorithm, overrides)
     "omega 0.2": ("hipo", ["rl.omega=0.2"]),
     "judge_std_floor 0": ("hipo", ["rl.judge_std_floor=0.0"]),
 }
-VALUES = ("accuracy", "tokens", "think_rate")
+LEVEL_VALUES = ("think_rate", "accuracy")  # also reported per difficulty
 
 
 SHARED = ("seed", "task", "data", "model", "sft")  # what the data and Cold-Start (mix) depend on
@@ -106,10 +106,15 @@ def run_seed(
         baseline=START, primary=START,
     )  # fmt: skip
     table = comparison_table(results, START)
-    think = difficulty_table(results, "arithmetic", "think_rate")
+    by_level = {
+        f"{value}_by_difficulty": difficulty_table(results, "arithmetic", value) for value in LEVEL_VALUES
+    }
     return {
         "rows": {n: {k: float(v) for k, v in table.loc[n].items()} for n in table.index},
-        "think_rate_by_difficulty": {n: {k: float(v) for k, v in think.loc[n].items()} for n in think.index},
+        **{
+            name: {n: {k: float(v) for k, v in frame.loc[n].items()} for n in frame.index}
+            for name, frame in by_level.items()
+        },
     }, time.perf_counter() - started
 
 
@@ -120,7 +125,8 @@ def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
             name: {k: spread([s[table][name][k] for s in per_seed]) for k in first[table][name]}
             for name in first[table]
         }
-        for table in ("rows", "think_rate_by_difficulty")
+        for table in ("rows", *(f"{v}_by_difficulty" for v in LEVEL_VALUES))
+        if table in first  # results files from before accuracy per difficulty was recorded lack it
     }
 
 
@@ -158,6 +164,11 @@ def markdown(report: dict[str, Any]) -> str:
         cells += [_ms(row[f"{k}_rel"], "+.1f", 100.0) + "%" for k in ("tokens", "think_rate")]
         cells += [_ms(agg["think_rate_by_difficulty"][name][d], ".2f") for d in levels]
         lines.append(f"| {name} | {change} | " + " | ".join(cells) + " |")
+    if "accuracy_by_difficulty" in agg:
+        lines += ["", "Accuracy per difficulty:", "", "| row | " + " | ".join(levels) + " |"]
+        lines.append("|---|" + "---:|" * len(levels))
+        for name, row in agg["accuracy_by_difficulty"].items():
+            lines.append(f"| {name} | " + " | ".join(_ms(row[d], ".3f") for d in levels) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -202,9 +213,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablations.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (out / "ablations.md").write_text(markdown(report), encoding="utf-8")
-    difficulty_figure(
-        {"thinking rate": report["aggregate"]["think_rate_by_difficulty"]}, out / "ablations.png"
-    )
+    panels = {"thinking rate": "think_rate_by_difficulty", "accuracy": "accuracy_by_difficulty"}
+    difficulty_figure({t: report["aggregate"][k] for t, k in panels.items()}, out / "ablations.png")
     print(markdown(report))
     return 0
 

@@ -28,10 +28,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.comparison import machine, spread  # noqa: E402
+from bench.comparison import machine, seed_row, spread  # noqa: E402
 from bench.figures import difficulty_figure  # noqa: E402
 from hipo import steps  # noqa: E402
-from hipo.evaluate.table import comparison_table, difficulty_table  # noqa: E402
 
 START = "Cold-Start (mix)"
 ROWS: dict[str, tuple[str, list[str]]] = {  # name: (rl.algorithm, overrides)
@@ -46,7 +45,6 @@ ROWS: dict[str, tuple[str, list[str]]] = {  # name: (rl.algorithm, overrides)
     "omega 0.2": ("hipo", ["rl.omega=0.2"]),
     "judge_std_floor 0": ("hipo", ["rl.judge_std_floor=0.0"]),
 }
-LEVEL_VALUES = ("think_rate", "accuracy")  # also reported per difficulty
 
 
 SHARED = ("seed", "task", "data", "model", "sft")  # what the data and Cold-Start (mix) depend on
@@ -105,17 +103,8 @@ def run_seed(
         steps.read_config(base_dir), models, root / "eval", labels=data / "mix", title="HiPO ablations",
         baseline=START, primary=START,
     )  # fmt: skip
-    table = comparison_table(results, START)
-    by_level = {
-        f"{value}_by_difficulty": difficulty_table(results, "arithmetic", value) for value in LEVEL_VALUES
-    }
-    return {
-        "rows": {n: {k: float(v) for k, v in table.loc[n].items()} for n in table.index},
-        **{
-            name: {n: {k: float(v) for k, v in frame.loc[n].items()} for n in frame.index}
-            for name, frame in by_level.items()
-        },
-    }, time.perf_counter() - started
+    row = seed_row(results, START)
+    return {"rows": row.pop("arms"), **row}, time.perf_counter() - started
 
 
 def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
@@ -125,7 +114,7 @@ def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
             name: {k: spread([s[table][name][k] for s in per_seed]) for k in first[table][name]}
             for name in first[table]
         }
-        for table in ("rows", *(f"{v}_by_difficulty" for v in LEVEL_VALUES))
+        for table in ("rows", "think_rate_by_difficulty", "accuracy_by_difficulty")
         if table in first  # results files from before accuracy per difficulty was recorded lack it
     }
 

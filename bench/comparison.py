@@ -92,10 +92,11 @@ def _frame(frame: Any) -> dict[str, dict[str, float | None]]:
     }
 
 
-def seed_row(results: dict[str, EvalResult]) -> dict[str, Any]:
-    """One seed: per arm the values and relative changes, and thinking rate / accuracy per difficulty."""
+def seed_row(results: dict[str, EvalResult], baseline: str = BASELINE) -> dict[str, Any]:
+    """One seed: per arm the values and changes relative to ``baseline``, and thinking rate / accuracy
+    per difficulty."""
     return {
-        "arms": _frame(comparison_table(results, BASELINE)),
+        "arms": _frame(comparison_table(results, baseline)),
         "think_rate_by_difficulty": _frame(difficulty_table(results, "arithmetic", "think_rate")),
         "accuracy_by_difficulty": _frame(difficulty_table(results, "arithmetic", "accuracy")),
     }

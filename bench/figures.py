@@ -10,10 +10,19 @@ from matplotlib.figure import Figure
 
 from hipo.evaluate.plots import MODEL_COLORS
 
+LINE_STYLES = (("o", "-"), ("s", "--"), ("^", ":"))
+
+
+def line_style(i: int) -> dict[str, str]:
+    """Colour, marker and line style of row ``i``: the colours repeat past the palette, the pair of
+    marker and dashes changes each time they do, so up to 24 rows stay apart."""
+    marker, linestyle = LINE_STYLES[i // len(MODEL_COLORS) % len(LINE_STYLES)]
+    return {"color": MODEL_COLORS[i % len(MODEL_COLORS)], "marker": marker, "linestyle": linestyle}
+
 
 def difficulty_figure(panels: dict[str, dict[str, dict[str, dict[str, Any]]]], path: Path) -> Path:
     """One panel per ``{title: {row: {level: spread}}}`` (a spread has mean, min and max), one line per
-    row; a row's lines keep one colour across panels. Written as PNG to ``path``."""
+    row; a row's lines keep one style across panels. Written as PNG to ``path``."""
     fig = Figure(figsize=(5.2 * len(panels), 4.2), layout="constrained")
     FigureCanvasAgg(fig)
     for ax, (title, table) in zip(
@@ -28,8 +37,7 @@ def difficulty_figure(panels: dict[str, dict[str, dict[str, dict[str, Any]]]], p
             ]
             shift = (i - (len(table) - 1) / 2) * 0.06  # keep overlapping lines and bars apart
             xs = [k + shift for k in range(len(levels))]
-            color = MODEL_COLORS[i % len(MODEL_COLORS)]
-            ax.errorbar(xs, means, yerr=bars, marker="o", capsize=3, linewidth=2, color=color, label=name)
+            ax.errorbar(xs, means, yerr=bars, capsize=3, linewidth=2, label=name, **line_style(i))
             ax.set_xticks(range(len(levels)), levels)
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("difficulty")

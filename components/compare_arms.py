@@ -17,9 +17,11 @@ def compare_arms(
     summary: Output[Markdown],
     results: Output[Artifact],
     metrics: Output[Metrics],
+    earlier: Input[Artifact] = None,
 ):
     """The paper's comparison: the five arms on the same benchmarks, relative to Cold-Start (on); the
-    table also goes to the MLflow run of ``version``, the registered HiPO arm."""
+    table also goes to the MLflow run of ``version``, the registered HiPO arm. ``earlier``: the evaluate
+    step's results, whose models are not scored again."""
     from hipo import steps
 
     values = steps.compare_arms(
@@ -36,6 +38,7 @@ def compare_arms(
         report.path,
         summary.path,
         version,
+        earlier.path if earlier else None,
     )
     for key, value in values.items():
         metrics.log_metric(key, value)

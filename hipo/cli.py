@@ -148,7 +148,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     models = dict(zip(names, args.model, strict=True))
     if len(models) != len(names):
         raise ConfigError(f"give each --model a distinct --name, got {names}")
-    _, files = evaluate_models(config, models, args.out, labels=args.labels, title=args.title)
+    _, files = evaluate_models(
+        config, models, args.out, labels=args.labels, title=args.title, earlier=args.reuse
+    )
     print(json.dumps(files, indent=2))
     return 0
 
@@ -278,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (a rerun resumes there)")
     p.add_argument("--labels", help="dataset directory or eval file with prompt and preferred_mode columns")
     p.add_argument("--title", default="HiPO evaluation")
+    p.add_argument(
+        "--reuse", metavar="DIR", help="an earlier evaluate --out: same model files and settings are copied"
+    )
     p.set_defaults(func=_cmd_evaluate)
     _add_registry_commands(sub)
     _add_pipeline_commands(sub)

@@ -185,15 +185,18 @@ def evaluate(
     report_html: str | None = None,
     summary_md: str | None = None,
     title: str = "HiPO evaluation",
+    earlier_dir: str | None = None,
 ) -> dict[str, float]:
     """Benchmark ``{display name: model dir}`` into ``results_dir``; the last one in the paper's row
     order is the primary model whose metrics (and changes relative to ``baseline``) are returned and
-    gated. The report and summary are also copied to ``report_html`` / ``summary_md`` when given."""
+    gated. The report and summary are also copied to ``report_html`` / ``summary_md`` when given.
+    ``earlier_dir``: an earlier evaluate step's results; models it scored are not scored again."""
     from hipo.evaluate.compare import evaluate_models
 
     labels = Path(dataset_dir) / "mix"
+    config = read_config(config_dir)
     _, files = evaluate_models(
-        read_config(config_dir), models, results_dir, labels=labels, title=title, baseline=baseline
+        config, models, results_dir, labels=labels, title=title, baseline=baseline, earlier=earlier_dir
     )
     for source, target in ((files["report.html"], report_html), (files["summary.md"], summary_md)):
         if target:
@@ -219,15 +222,20 @@ def compare_arms(
     report_html: str,
     summary_md: str,
     version: str = "",
+    earlier_dir: str | None = None,
 ) -> dict[str, float]:
     """The paper's five arms (``arm_dirs`` in ``ARM_NAMES`` order) scored side by side, relative to
     Cold-Start (on). Returns the HiPO arm's metrics and the whole table as ``comparison/<arm>/<column>``;
-    with a registered ``version`` (the HiPO arm's) the table and the report also go to its MLflow run."""
+    with a registered ``version`` (the HiPO arm's) the table and the report also go to its MLflow run.
+    ``earlier_dir``: the evaluate step's results, whose two models are not scored again."""
     from hipo.evaluate.table import comparison_table, table_metrics
 
     models = dict(zip(ARM_NAMES.values(), arm_dirs, strict=True))
     baseline = ARM_NAMES[("on", "none")]
-    values = evaluate(config_dir, models, dataset_dir, results_dir, baseline, report_html, summary_md)
+    values = evaluate(
+        config_dir, models, dataset_dir, results_dir, baseline, report_html, summary_md,
+        earlier_dir=earlier_dir,
+    )  # fmt: skip
     table = table_metrics(comparison_table(arm_results(results_dir), baseline))
     if version:
         from hipo.registry import attach_to_version

@@ -200,6 +200,7 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
                             cold_start_mix_grpo=grpo_mix.outputs["model"],
                             cold_start_mix_hipo=rl.outputs["model"],
                             version=version.outputs["Output"],
+                            earlier=scores.outputs["results"],
                         )
                     )
                 with dsl.Else(name="against-cold-start-on"):
@@ -210,6 +211,7 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
                             baseline=sft_on.outputs["model"],
                             baseline_name="Cold-Start (on)",
                             candidate=rl.outputs["model"],
+                            earlier=scores.outputs["results"],
                         )
                     ).set_display_name("evaluate-vs-cold-start-on")
 

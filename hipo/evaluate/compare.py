@@ -13,6 +13,7 @@ from hipo.config import ConfigError, RunConfig
 from hipo.evaluate.benchmarks import labels_from_dataset, load_benchmarks
 from hipo.evaluate.metrics import EvalResult
 from hipo.evaluate.report import write_report
+from hipo.evaluate.reuse import model_digest
 from hipo.evaluate.runner import evaluate_model
 
 if TYPE_CHECKING:
@@ -49,10 +50,13 @@ def evaluate_models(
     title: str = "HiPO evaluation",
     baseline: str = "Cold-Start (on)",
     primary: str | None = None,
+    earlier: str | Path | None = None,
 ) -> tuple[dict[str, EvalResult], dict[str, str]]:
     """Score each ``{display name: model}`` into ``out_dir/models/<slug>`` (resumable), then write
     report.html, summary.md and metrics.json (the ``primary`` model's, relative to ``baseline``).
-    ``labels``: a dataset with preferred modes, for mode-choice accuracy. Returns results and files."""
+    ``labels``: a dataset with preferred modes, for mode-choice accuracy. ``earlier``: another
+    evaluation's ``out_dir``, whose samples of the same model files and settings are reused.
+    Returns results and files."""
     slugs = [slug(name) for name in models]
     if not models or len(set(slugs)) != len(slugs):
         raise ConfigError(f"give each model a distinct display name, got {list(models)}")
@@ -61,6 +65,9 @@ def evaluate_models(
     results = {}
     for (name, model), model_slug in zip(models.items(), slugs, strict=True):
         out = Path(out_dir) / "models" / model_slug
-        results[name] = evaluate_model(engine_for(model, config), benchmarks, config, out, labels=label_map)
+        engine, digest = engine_for(model, config), model_digest(model)
+        results[name] = evaluate_model(
+            engine, benchmarks, config, out, labels=label_map, model_digest=digest, earlier=earlier
+        )
     files = write_report(results, out_dir, title=title, baseline=baseline, primary=primary)
     return results, files

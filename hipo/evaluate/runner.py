@@ -2,8 +2,9 @@
 
 Each batch's scored samples are appended to ``out_dir/samples.jsonl`` (flushed and fsynced) as soon as
 the batch finishes, so a crash keeps them; a rerun with the same ``out_dir`` cuts a torn last line and
-skips every (benchmark, pass, problem id) already there. ``eval_run.json`` records the sampling
-settings; a rerun with different ones is refused rather than mixing samples of two settings.
+skips every (benchmark, pass, problem id) already there. ``eval_run.json`` records the engine, the
+model's digest, the problems' digest and the sampling settings; a rerun with other sampling or another
+model is refused rather than mixing their samples. ``earlier`` folders are reused: evaluate/reuse.py.
 """
 
 from __future__ import annotations
@@ -22,11 +23,9 @@ from hipo.config import ConfigError, RunConfig
 from hipo.engines.base import Completion, Engine
 from hipo.evaluate.benchmarks import Benchmark
 from hipo.evaluate.metrics import PASSES, EvalResult
+from hipo.evaluate.reuse import RUN_FILE, SAMPLES_FILE, copy_earlier, problems_digest
 from hipo.jsonl import append_durably, cut_torn_tail, read_complete
 from hipo.tasks.base import Problem, Task
-
-SAMPLES_FILE = "samples.jsonl"
-RUN_FILE = "eval_run.json"
 
 
 def score(
@@ -53,17 +52,21 @@ def score(
     }
 
 
-def _check_run(out_dir: Path, engine: Engine, config: RunConfig) -> None:
-    run = {"engine": engine.name, "eval_sampling": config.eval_sampling.model_dump(mode="json")}
+def _check_run(out_dir: Path, record: dict[str, Any]) -> None:
+    """Refuse to add samples of other sampling settings or another model to ``out_dir``; record the run."""
     path = out_dir / RUN_FILE
-    if path.exists():
-        before = json.loads(path.read_text(encoding="utf-8"))["eval_sampling"]
-        if before != run["eval_sampling"]:
-            raise ConfigError(
-                f"{out_dir} holds samples taken with eval_sampling {before}, not "
-                f"{run['eval_sampling']}: use a fresh output directory or the same settings"
-            )
-    path.write_text(json.dumps(run, indent=2), encoding="utf-8")
+    before = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if before and before["eval_sampling"] != record["eval_sampling"]:
+        raise ConfigError(
+            f"{out_dir} holds samples taken with eval_sampling {before['eval_sampling']}, not "
+            f"{record['eval_sampling']}: use a fresh output directory or the same settings"
+        )
+    if before.get("model") and record["model"] and before["model"] != record["model"]:
+        raise ConfigError(
+            f"{out_dir} holds samples of another model (files digest {before['model'][:12]}, this one "
+            f"{record['model'][:12]}): use a fresh output directory for each model"
+        )
+    path.write_text(json.dumps({**before, **record}, indent=2), encoding="utf-8")
 
 
 def _progress(engine: Engine, bench: str, pass_: str, done: int, total: int, new: int, t0: float) -> None:
@@ -96,6 +99,8 @@ def evaluate_model(
     out_dir: Path,
     forced_passes: bool | None = None,
     labels: dict[str, str] | None = None,
+    model_digest: str | None = None,
+    earlier: str | Path | None = None,
 ) -> EvalResult:
     """Score every benchmark in auto mode (and forced on/off when ``forced_passes``, default
     ``config.eval.forced_mode_passes``) with ``config.eval_sampling``, one sample per problem.
@@ -104,18 +109,27 @@ def evaluate_model(
     that mode: a policy trained on judge texts commits to a mode in its judge already, so an empty
     judge, or its own judge for the other mode, would be a malformed prefix and measure nothing.
     ``labels`` maps prompts to the preferred mode ("on"/"off") for mode-choice accuracy.
+    ``model_digest`` (reuse.model_digest of the model served) is recorded; with it, a fresh ``out_dir``
+    starts from the matching folder of an ``earlier`` evaluation's ``models/`` when there is one.
     """
     forced = config.eval.forced_mode_passes if forced_passes is None else forced_passes
     passes = PASSES if forced else ("auto",)
     out_dir = Path(out_dir)
+    record = {
+        "engine": engine.name,
+        "eval_sampling": config.eval_sampling.model_dump(mode="json"),
+        "model": model_digest,
+        "problems": problems_digest(benchmarks),
+    }
+    copied = copy_earlier(earlier, out_dir, record) if earlier and model_digest else None
     out_dir.mkdir(parents=True, exist_ok=True)
-    _check_run(out_dir, engine, config)
+    _check_run(out_dir, {**record, **({"copied_from": str(copied)} if copied else {})})
     path = out_dir / SAMPLES_FILE
     cut_torn_tail(path)
-    earlier = list(read_complete(path))
-    done = {(r["benchmark"], r["pass"], r["id"]) for r in earlier}
+    kept = list(read_complete(path))
+    done = {(r["benchmark"], r["pass"], r["id"]) for r in kept}
     judges = {b.name: Counter[tuple[str, str]]() for b in benchmarks}
-    _count_judges(judges, [r for r in earlier if r["pass"] == "auto"])
+    _count_judges(judges, [r for r in kept if r["pass"] == "auto"])
     keys = {(b.name, p, q.id) for b in benchmarks for p in passes for q in b.problems}
     finished = len(keys & done)
     if finished:

@@ -119,3 +119,11 @@ def test_cli_evaluate_two_models_with_labels(tiny_model_dir, tmp_path, capsys):
     assert (out / "models" / "Cold-Start-on" / "samples.jsonl").is_file()
     assert "arithmetic/accuracy" in json.loads((out / "metrics.json").read_text())
     assert main(["evaluate", "--model", "scripted", "--name", "a", "--name", "b", "--out", str(out)]) == 2
+
+    again = tmp_path / "again"  # the checkpoint under another name: its samples are copied, not redone
+    renamed = [*args[:8], "the tiny model", "--out", str(again), *args[11:], "--reuse", str(out)]
+    assert main(renamed) == 0
+    record = json.loads((again / "models" / "the-tiny-model" / "eval_run.json").read_text())
+    assert record["copied_from"] == str(out / "models" / "Cold-Start-on")
+    scripted = again / "models" / "Cold-Start-mix-HiPO" / "eval_run.json"
+    assert "copied_from" in json.loads(scripted.read_text())

@@ -26,7 +26,7 @@ SMALL = [
 
 def test_the_dag_runs_locally_registers_and_promotes(tmp_path, capsys):
     config = build_config({}, SMALL)
-    run = run_local(config, tmp_path / "run")
+    run = run_local(config, tmp_path / "run", arms="baseline")  # what make demo runs
 
     steps = {p.name for p in run.run_dir.iterdir()}
     expected = {"prepare", "generate-hybrid-data", "validate-data", "sft", "hipo-rl", "evaluate", "register"}
@@ -45,6 +45,11 @@ def test_the_dag_runs_locally_registers_and_promotes(tmp_path, capsys):
     assert gate["parameterValues"]["Output"] is True
     assert (run.run_dir / "gate" / "card").read_text().startswith("# Gate: passed")
     assert "is the champion" in (run.run_dir / "promote" / "card").read_text()
+    # the second evaluation scores Cold-Start (on) and copies the policy's samples from the first
+    assert "Cold-Start (on)" in run.comparison_summary and "Cold-Start (mix)+HiPO" in run.comparison_summary
+    records = scored_records(run.run_dir / "evaluate-2")
+    assert "copied_from" not in records["Cold-Start-on"]
+    assert records["Cold-Start-mix-HiPO"]["copied_from"].startswith(str(run.run_dir / "evaluate" / "results"))
 
 
 def test_five_arms_write_the_table_to_the_report_metrics_and_registry_run(tmp_path):
@@ -69,6 +74,20 @@ def test_five_arms_write_the_table_to_the_report_metrics_and_registry_run(tmp_pa
     )
     paths = {a.path for a in client.list_artifacts(version.run_id, "comparison")}
     assert paths == {"comparison/report.html", "comparison/summary.md"}
+    # the models the evaluate step scored are copied from it (and so is mix+GRPO whenever two RL steps
+    # leave its files equal to one of them); the Cold-Start (on) arms are scored here
+    records = scored_records(run.run_dir / "compare-arms")
+    copied = {name for name, record in records.items() if "copied_from" in record}
+    assert copied - {"Cold-Start-mix-GRPO"} == {"Cold-Start-mix", "Cold-Start-mix-HiPO"}
+    assert len(records) == 5
+    earlier = {record["model"] for record in scored_records(run.run_dir / "evaluate").values()}
+    assert {records[name]["model"] for name in copied} == earlier
+
+
+def scored_records(step_dir):
+    """{model folder: its eval_run.json} of an evaluation step."""
+    files = (step_dir / "results" / "models").glob("*/eval_run.json")
+    return {path.parent.name: json.loads(path.read_text()) for path in files}
 
 
 def test_a_failing_step_stops_the_run_with_its_own_message_and_keeps_earlier_work(tmp_path):

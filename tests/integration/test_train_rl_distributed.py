@@ -28,12 +28,14 @@ def test_two_ranks_make_the_same_update_as_one(tiny_model_dir, tmp_path):
     _torchrun("update", tiny_model_dir, tmp_path / "two.pt")
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
     # Adam moves a weight by about lr (5e-5) a step whatever its gradient's size, so float noise in
-    # near-zero gradients (summed in another order) shows up as a few percent of lr
+    # near-zero gradients (summed in another order) shows up as a few percent of lr on a few weights
+    # (one of 141,952 differed by 1.17e-6 on a fresh install): all within 5% of lr, nearly all to 1e-7
     start = torch.cat(
         [p.flatten() for p in AutoModelForCausalLM.from_pretrained(tiny_model_dir).parameters()]
     )
     assert (one["params"] - start).abs().max() > 5e-5
-    assert torch.allclose(one["params"], two["params"], atol=1e-6)
+    assert torch.allclose(one["params"], two["params"], atol=0.05 * 5e-5)
+    assert ((one["params"] - two["params"]).abs() > 1e-7).float().mean() < 1e-3
     for key in ("loss", "clip_frac", "grad_norm", "entropy"):
         assert two["stats"][key] == pytest.approx(one["stats"][key], rel=1e-4, abs=1e-6), key
 

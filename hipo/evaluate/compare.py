@@ -6,8 +6,9 @@ What ``hipo evaluate`` and the pipeline's evaluate step both call.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hipo.config import ConfigError, RunConfig
 from hipo.evaluate.benchmarks import labels_from_dataset, load_benchmarks
@@ -38,6 +39,19 @@ def engine_for(model: str, config: RunConfig) -> Engine:
     return HFEngine(model, batch_size=config.eval.batch_size, device=device, seed=config.seed)
 
 
+class OnFirstUse:
+    """The engine ``build`` makes, made at the first ``generate``: with an earlier evaluation to copy
+    from, a model whose samples are all there is never loaded (vLLM's start-up alone takes minutes)."""
+
+    def __init__(self, name: str, build: Callable[[], Engine]) -> None:
+        self.name, self._build, self._engine = name, build, None
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        if self._engine is None:
+            self._engine = self._build()
+        return self._engine.generate(*args, **kwargs)
+
+
 def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
 
@@ -65,7 +79,12 @@ def evaluate_models(
     results = {}
     for (name, model), model_slug in zip(models.items(), slugs, strict=True):
         out = Path(out_dir) / "models" / model_slug
-        engine, digest = engine_for(model, config), model_digest(model)
+        if earlier:
+            served = "scripted" if model == "scripted" else f"{config.eval.engine}:{model}"
+            engine = OnFirstUse(served, lambda m=model: engine_for(m, config))
+        else:
+            engine = engine_for(model, config)
+        digest = model_digest(model)
         results[name] = evaluate_model(
             engine, benchmarks, config, out, labels=label_map, model_digest=digest, earlier=earlier
         )

@@ -9,7 +9,8 @@ from fakes.engines import FaultyEngine
 
 from hipo.config import ConfigError, build_config
 from hipo.engines import ScriptedEngine
-from hipo.evaluate import evaluate_model, load_benchmarks
+from hipo.evaluate import compare, evaluate_model, load_benchmarks
+from hipo.evaluate.compare import evaluate_models
 from hipo.evaluate.reuse import model_digest, problems_digest
 
 CONFIG = build_config({"eval": {"max_problems": 12, "batch_size": 4, "forced_mode_passes": False}})
@@ -75,3 +76,17 @@ def test_problems_digest_sees_each_problem():
     assert problems_digest(BENCHMARKS) == problems_digest(load_benchmarks(CONFIG.eval, CONFIG.seed))
     assert problems_digest(BENCHMARKS) != problems_digest(load_benchmarks(CONFIG.eval, CONFIG.seed + 1))
     assert problems_digest(BENCHMARKS) != problems_digest([])
+
+
+def test_a_model_whose_samples_are_all_copied_is_never_loaded(tmp_path, monkeypatch):
+    first, _ = evaluate_models(CONFIG, {"teacher": "scripted"}, tmp_path / "a")
+
+    def no_loading(model, config):
+        raise AssertionError(f"{model} was loaded")
+
+    monkeypatch.setattr(compare, "engine_for", no_loading)
+    again, _ = evaluate_models(CONFIG, {"same": "scripted"}, tmp_path / "b", earlier=tmp_path / "a")
+    assert again["same"].samples.equals(first["teacher"].samples)
+    other = build_config({**CONFIG.to_dict(), "seed": CONFIG.seed + 1})  # other problems: it must load
+    with pytest.raises(AssertionError, match="scripted was loaded"):
+        evaluate_models(other, {"same": "scripted"}, tmp_path / "c", earlier=tmp_path / "a")

@@ -63,7 +63,8 @@ def copy_earlier(earlier: str | Path, out_dir: Path, record: dict[str, Any]) -> 
     for source in sorted(Path(earlier).glob(f"models/*/{RUN_FILE}")):
         if same_evaluation(json.loads(source.read_text(encoding="utf-8")), record):
             shutil.copytree(source.parent, out_dir, dirs_exist_ok=True)
-            rows = sum(1 for _ in (out_dir / SAMPLES_FILE).open(encoding="utf-8"))
+            with (out_dir / SAMPLES_FILE).open(encoding="utf-8") as samples:
+                rows = sum(1 for _ in samples)
             print(f"evaluate: {rows} samples of {source.parent} reused, not scored again", file=sys.stderr)
             return source.parent
     return None

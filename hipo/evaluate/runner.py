@@ -121,9 +121,10 @@ def evaluate_model(
         "model": model_digest,
         "problems": problems_digest(benchmarks),
     }
-    copied = copy_earlier(earlier, out_dir, record) if earlier and model_digest else None
+    if earlier and model_digest and (copied := copy_earlier(earlier, out_dir, record)):
+        record["copied_from"] = str(copied)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _check_run(out_dir, {**record, **({"copied_from": str(copied)} if copied else {})})
+    _check_run(out_dir, record)
     path = out_dir / SAMPLES_FILE
     cut_torn_tail(path)
     kept = list(read_complete(path))

@@ -1,31 +1,20 @@
 """Two processes under torchrun (gloo on CPU) against one process: the same update, a working loop."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from rl_worker import update
+from torchrun_support import torchrun
 from transformers import AutoModelForCausalLM
 
 WORKER = Path(__file__).parents[1] / "rl_worker.py"
-TORCHRUN = Path(sys.executable).parent / "torchrun"
-
-
-def _torchrun(*args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    command = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", str(WORKER), *map(str, args)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-4000:]
 
 
 def test_two_ranks_make_the_same_update_as_one(tiny_model_dir, tmp_path):
     update(str(tiny_model_dir), str(tmp_path / "one.pt"))  # this process: a single rank
-    _torchrun("update", tiny_model_dir, tmp_path / "two.pt")
+    torchrun(WORKER, "update", tiny_model_dir, tmp_path / "two.pt")
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
     # Adam moves a weight by about lr (5e-5) a step whatever its gradient's size, so float noise in
     # near-zero gradients (summed in another order) shows up as a few percent of lr on a few weights
@@ -42,7 +31,7 @@ def test_two_ranks_make_the_same_update_as_one(tiny_model_dir, tmp_path):
 
 @pytest.mark.slow
 def test_the_loop_runs_on_two_ranks(tiny_model_dir, tmp_path):
-    _torchrun("loop", tiny_model_dir, tmp_path)
+    torchrun(WORKER, "loop", tiny_model_dir, tmp_path)
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2]  # written once, by the main rank
     assert all(line["response_tokens"] > 0 for line in lines)

@@ -3,15 +3,13 @@ torchrun on CPU (gloo) matching one process, DeepSpeed ZeRO-2 on CPU."""
 
 import json
 import os
-import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
+from torchrun_support import torchrun
 
 from hipo import template
 from hipo.cli import main
@@ -169,12 +167,8 @@ def test_torchrun_two_ranks_match_one_process(dataset, tmp_path):
         *(f"model.{k}={v}" for k, v in SMALL_MODEL.items()),
         "sft.steps=2", "sft.batch_size=8", "sft.optim.micro_batch_size=2", "sft.optim.lr=0.01",
     ]  # fmt: skip
-    command = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2"]
-    command += ["-m", "hipo.cli", "train", "sft", "--data", str(dataset), "--out", str(tmp_path / "two")]
-    command += [arg for item in overrides for arg in ("--set", item)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    command = ["-m", "hipo.cli", "train", "sft", "--data", dataset, "--out", tmp_path / "two"]
+    done = torchrun(*command, *(arg for item in overrides for arg in ("--set", item)))
     two = json.loads(done.stdout[done.stdout.index("{") :])
     assert two["world_size"] == 2
 

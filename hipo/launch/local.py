@@ -41,7 +41,7 @@ def run_local(args: Sequence[str], procs: int = 1) -> None:
     tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
     child = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-        start_new_session=True,  # its own process group: the workers are stopped with torchrun
+        start_new_session=True,  # its own group; torchrun stops the workers (each in a session of its own)
     )  # fmt: skip
     try:
         with cancel_on_sigterm():

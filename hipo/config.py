@@ -148,11 +148,10 @@ class SFTConfig(_Section):
     dataset: Literal["mix", "on"] = "mix"
     # level: every difficulty level is drawn equally often (a small level's rows repeat within an epoch)
     balance: Literal["none", "level"] = "level"
-    # the tiny model reads the operands after a few hundred steps; direct answers come last: after
-    # 1,600 steps a mostly direct d3 was 0.85-0.99 right over seeds 0-2, and HiPO from it fell 0.6-1.5
-    # points short of Cold-Start (on)+GRPO (bench/results/sft_steps_1600); 2,400 steadies them (seed 2's
-    # Cold-Start (mix) 0.959 -> 0.995, HiPO's tokens 0.72x -> 0.69x) but lifts that bar too, and the gap
-    # stays (0.3-1.7 points: bench/results/comparison.md)
+    # the tiny model reads the operands after a few hundred steps; direct answers come last: on the
+    # previous ladder (d3 3+2) 1,600 steps left a mostly direct d3 0.85-0.99 right over seeds 0-2 and
+    # 2,400 steadied it (bench/results/ladder_3plus2_3x3); with 2,400 every reference cold start scores
+    # 0.999-1.000 (bench/results/comparison.md)
     steps: int = Field(2400, ge=1)
     batch_size: int = Field(64, ge=1, description="sequences per optimiser step, all ranks together")
     max_length: int = Field(512, ge=8)

@@ -1,8 +1,11 @@
 """The arithmetic ladder: seeded addition problems at five difficulty levels.
 
-d1 2-digit + 1-digit; d2 2-digit + 2-digit; d3 3-digit + 2-digit (the "mixed" rung); d4 3-digit +
-3-digit; d5 three 3-digit numbers. A tiny model answers d1–d2 directly as well as step by step, d3
-directly almost as well, and d4–d5 only step by step (HIPO_ALGORITHM.md §9). Every level has hundreds
+d1 2-digit + 1-digit; d2 2-digit + 2-digit; d3 3-digit + 1-digit (the "mixed" rung, which Think-on
+solves at more tokens); d4 3-digit + 3-digit; d5 4-digit + 4-digit. A tiny model answers d1–d3 directly
+as well as step by step, and d4–d5 only step by step (HIPO_ALGORITHM.md §9). Every trace column adds two
+digits and a carry: with the previous d3 (3+2) direct answers fell a few points short of Think-on's on
+most seeds, and d5's three-term columns (3+3+3) were the rare sums RL got wrong (README "Results",
+bench/results/ladder_3plus2_3x3). Every level has hundreds
 of prompts or more: a ladder that starts at single digits (100 prompts) would hold whole addition facts
 out of training, and no model can answer an unseen fact directly. Splits are fixed by a hash of the
 unordered operands (20% eval), independent of the seed, so no train prompt (or its commuted twin) ever
@@ -32,7 +35,7 @@ from hipo import template
 from hipo.tasks.base import Problem, TaskError, normalize_split
 
 # digits of each operand, per level
-LEVELS: dict[int, tuple[int, ...]] = {1: (2, 1), 2: (2, 2), 3: (3, 2), 4: (3, 3), 5: (3, 3, 3)}
+LEVELS: dict[int, tuple[int, ...]] = {1: (2, 1), 2: (2, 2), 3: (3, 1), 4: (3, 3), 5: (4, 4)}
 EVAL_PERCENT = 20
 DEFAULT_PER_LEVEL = 500  # problems per level when n is None
 _ENUMERATE_UP_TO = 1000  # levels with at most this many prompts are enumerated, not sampled

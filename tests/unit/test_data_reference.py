@@ -70,7 +70,7 @@ def test_pipeline_takes_think_on_from_the_reference_and_think_off_from_the_teach
             "question": f"What is {a} + {b}?",
             "answer": f"{a} plus {b} is <<{a}+{b}={a + b}>>{a + b}.\n#### {a + b}",
         }
-        for a, b in ((31, 4), (56, 27), (123, 45), (40, 7))
+        for a, b in ((31, 4), (56, 27), (123, 4), (40, 7))
     ]
     task, engine = _dataset(tmp_path, rows), ScriptedEngine(seed=0)
     stats = generate_dataset(_config(), task, engine, TemplateRationaleWriter(), tmp_path)

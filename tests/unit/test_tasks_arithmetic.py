@@ -185,7 +185,7 @@ def test_teacher_responses_parse_and_errors_are_consistent(mode):
 
 
 def test_teacher_extreme_rates_and_validation():
-    problem = make_problem((123, 45), 3)
+    problem = make_problem((456, 7), 3)
     always = ScriptedTeacher(error_rates={3: (1.0, 1.0)})
     never = ScriptedTeacher(error_rates={3: (0.0, 0.0)})
     rng = random.Random(0)
@@ -202,7 +202,7 @@ def test_teacher_extreme_rates_and_validation():
 
 
 def test_teacher_is_seeded():
-    problem = make_problem((987, 654, 321), 5)
+    problem = make_problem((9876, 5432), 5)
     a, b = ScriptedTeacher(seed=3), ScriptedTeacher(seed=3)
     assert a.sample(problem, "off", 20) == b.sample(problem, "off", 20)
     assert a.sample(problem, "on", 20, random.Random(1)) == b.sample(problem, "on", 20, random.Random(1))

@@ -17,6 +17,15 @@ def test_shipped_presets_validate():
     assert gpu.launch.gpus_per_node > 0 and gpu.model.base != "smollm2"
 
 
+def test_each_base_model_registers_under_its_own_name():
+    """The gate compares a challenger with the champion of its registered model: a SmolLM2 model held
+    against the tiny model's champion (or the 1.7B against the 135M) would be judged on another task."""
+    names = {p: load_config(preset=p).registry.model_name for p in ("smollm2-gsm8k", "smollm2-gsm8k-gpu")}
+    names["tiny"] = load_config().registry.model_name
+    assert len(set(names.values())) == 3, names
+    assert load_config(preset="demo").registry.model_name == names["tiny"]  # same base model, same lineage
+
+
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(ConfigError, match=r"unknown preset 'smollm3'.*smollm2-gsm8k"):
         load_config(preset="smollm3")

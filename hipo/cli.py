@@ -155,12 +155,37 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _under_torchrun(stage: str, cli_args: list[str], config: RunConfig, out: str) -> int | None:
+    """Run ``hipo train STAGE`` under torchrun when the local backend asks for more than one process
+    and this is not already one of its ranks, as ``hipo run`` does; None when this process should train."""
+    from hipo.config import distributed_env
+    from hipo.launch import LaunchError
+    from hipo.launch.local import run_stage
+
+    launch = config.launch
+    if launch.backend != "local" or launch.procs_per_node == 1 or distributed_env().is_distributed:
+        return None
+    procs = launch.procs_per_node
+    print(f"hipo: starting torchrun with {procs} processes (launch.procs_per_node)", file=sys.stderr)
+    try:
+        run_stage(stage, cli_args, config, out)
+    except LaunchError as error:
+        print(f"hipo: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_train_sft(args: argparse.Namespace) -> int:
     from hipo.config import distributed_env
     from hipo.train.sft import train_sft
 
     overrides = [*args.overrides, *([f"model.base={json.dumps(args.base)}"] if args.base else [])]
-    metrics = train_sft(_load(args, overrides), args.data, args.out, cache_dir=args.cache_dir)
+    config = _load(args, overrides)
+    cache = ["--cache-dir", args.cache_dir] if args.cache_dir else []
+    code = _under_torchrun("sft", ["--data", args.data, *cache], config, args.out)
+    if code is not None:
+        return code
+    metrics = train_sft(config, args.data, args.out, cache_dir=args.cache_dir)
     if distributed_env().rank == 0:
         print(json.dumps(metrics, indent=2))
     return 0
@@ -170,7 +195,11 @@ def _cmd_train_rl(args: argparse.Namespace) -> int:
     from hipo.config import distributed_env
     from hipo.train.rl import train_rl
 
-    result = train_rl(_load(args), args.policy, args.out)
+    config = _load(args)
+    code = _under_torchrun("rl", ["--policy", args.policy], config, args.out)
+    if code is not None:
+        return code
+    result = train_rl(config, args.policy, args.out)
     if distributed_env().rank == 0:
         print(json.dumps(result, indent=2))
     return 0

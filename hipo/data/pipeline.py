@@ -28,10 +28,8 @@ from hipo.data.sampling import sample_queries
 from hipo.data.selection import Choice, Sample, bucket, choose, shortest_correct
 from hipo.engines.base import Completion, Engine
 from hipo.jsonl import read_complete
-from hipo.quality.schema import DATASET_COLUMNS
+from hipo.quality.schema import COLD_START_SETS, DATASET_COLUMNS
 from hipo.tasks.base import Problem, Task, TaskError
-
-SETS = ("mix", "on")
 
 
 def split_queries(task: Task, config: RunConfig) -> tuple[list[tuple[str, Problem]], Counter[str]]:
@@ -188,7 +186,7 @@ def generate_dataset(
     }
     frames: dict[str, pd.DataFrame] = {}
     rationale_started = time.perf_counter()
-    for name in SETS:
+    for name in COLD_START_SETS:
         kept, choices = [], []
         for r in records:
             c = (

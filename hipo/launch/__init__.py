@@ -13,7 +13,6 @@ the local directory of the final model: ``out_dir`` for sft, ``out_dir/final`` f
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from hipo import storage
 from hipo.config import RunConfig
 from hipo.images import TRAIN_IMAGE
 from hipo.launch.kube import JOB_KINDS, JobRunner, LaunchError, StepCancelled, api_client, cancel_on_sigterm
-from hipo.launch.local import run_local
+from hipo.launch.local import run_stage
 from hipo.launch.manifests import JobSpec, Stage, apply_task_config, job_name, pytorchjob, trainjob
 
 __all__ = ["LaunchError", "StepCancelled", "job_spec", "run_training"]
@@ -51,11 +50,7 @@ def run_training(
         raise LaunchError(f"unknown training stage {stage!r}: expected 'sft' or 'rl'")
     out_dir = Path(out_dir)
     if config.launch.backend == "local":
-        with tempfile.TemporaryDirectory(prefix="hipo-launch-") as tmp:
-            config_path = Path(tmp) / "config.yaml"
-            config_path.write_text(config.to_yaml(), encoding="utf-8")
-            args = ["train", stage, "--config", str(config_path), *cli_args, "--out", str(out_dir)]
-            run_local(args, config.launch.procs_per_node)
+        run_stage(stage, cli_args, config, out_dir)
     else:
         _run_on_cluster(stage, cli_args, config, out_dir, run_id, task_config)
     final = _final_dir(stage, out_dir)

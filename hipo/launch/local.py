@@ -13,9 +13,15 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hipo.launch.kube import LaunchError, StepCancelled, cancel_on_sigterm, raise_if_cancelled
+
+if TYPE_CHECKING:
+    from hipo.config import RunConfig
 
 LOG_TAIL_LINES = 50
 _STOP_GRACE_S = 30
@@ -26,6 +32,16 @@ def torchrun_command(args: Sequence[str], procs: int) -> list[str]:
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs),
         "-m", "hipo.cli", *args,
     ]  # fmt: skip
+
+
+def run_stage(stage: str, cli_args: Sequence[str], config: RunConfig, out: str | Path) -> None:
+    """``hipo train STAGE`` with ``config`` (passed as a temporary file) in ``launch.procs_per_node``
+    processes."""
+    with tempfile.TemporaryDirectory(prefix="hipo-launch-") as tmp:
+        config_path = Path(tmp) / "config.yaml"
+        config_path.write_text(config.to_yaml(), encoding="utf-8")
+        args = ["train", stage, "--config", str(config_path), *cli_args, "--out", str(out)]
+        run_local(args, config.launch.procs_per_node)
 
 
 def run_local(args: Sequence[str], procs: int = 1) -> None:

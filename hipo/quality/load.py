@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hipo import storage
-from hipo.quality.schema import DATASET_COLUMNS, FORMATS, SPLITS
+from hipo.quality.schema import COLD_START_SETS, DATASET_COLUMNS, FORMATS, SPLITS
 
 SPLIT_COLUMN = "_split"
 ROW_COLUMN = "_row"  # the row's position in its file, to find it where ids are missing or repeated
@@ -43,7 +43,7 @@ def join_uri(base: str, name: str) -> str:
     return f"{base.rstrip('/')}/{name}" if base.startswith("s3://") else str(Path(base) / name)
 
 
-def _find(base: str, split: str) -> str:
+def _existing(base: str, split: str) -> str | None:
     for suffix in FORMATS:
         uri = join_uri(base, split + suffix)
         try:
@@ -51,8 +51,20 @@ def _find(base: str, split: str) -> str:
                 return uri
         except storage.StorageError as error:
             raise DatasetError(f"cannot look for {uri}: {error}") from None
+    return None
+
+
+def _find(base: str, split: str) -> str:
+    uri = _existing(base, split)
+    if uri is not None:
+        return uri
     names = " or ".join(split + suffix for suffix in FORMATS)
-    raise DatasetError(f"dataset {base} has no {split} split: expected {names} in it")
+    message = f"dataset {base} has no {split} split: expected {names} in it"
+    inside = [name for name in COLD_START_SETS if _existing(join_uri(base, name), split)]
+    if inside:  # the data pipeline's output folder, one level above its Cold-Start sets
+        message += "; it holds the Cold-Start sets " + " and ".join(inside)
+        message += ": pass " + " or ".join(join_uri(base, name) for name in inside)
+    raise DatasetError(message)
 
 
 def _arrow_type(kind: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:

@@ -30,6 +30,7 @@ DATASET_COLUMNS: dict[str, str] = {
 NULLABLE_COLUMNS = frozenset({"level"})
 SPLITS = ("train", "eval")
 FORMATS = (".parquet", ".jsonl")  # searched in this order per split
+COLD_START_SETS = ("mix", "on")  # the data pipeline writes one dataset folder for each
 MODES = ("on", "off")
 DIFFICULTIES = ("easy", "medium", "hard")
 

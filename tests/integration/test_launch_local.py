@@ -2,6 +2,7 @@
 
 import pytest
 
+from hipo.cli import _under_torchrun, main
 from hipo.config import build_config
 from hipo.data.pipeline import generate_dataset
 from hipo.data.rationale import TemplateRationaleWriter
@@ -49,3 +50,72 @@ def test_torchrun_with_two_processes(sft_data, tmp_path, capfd):
         run_training("sft", ["--data", str(tmp_path / "missing")], local(procs=2), tmp_path / "bad", "run-1")
     assert "torchrun with 2 processes exited with code" in str(caught.value)
     assert "missing" in str(caught.value).split("--- last")[1]  # the log tail carries the child's message
+
+
+def _config_file(tmp_path, config) -> str:
+    path = tmp_path / "run.yaml"
+    path.write_text(config.to_yaml(), encoding="utf-8")
+    return str(path)
+
+
+def test_hipo_train_trains_in_process_where_torchrun_is_not_asked_for(tmp_path, capsys, monkeypatch):
+    data = ["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "out")]
+    trainjob = build_config({"launch": {"backend": "trainjob", "procs_per_node": 2}})
+    assert main(["train", "sft", "--config", _config_file(tmp_path, trainjob), *data]) == 2
+    err = capsys.readouterr().err
+    assert "missing" in err and "torchrun" not in err  # a cluster pod's config: train here, as one rank
+    monkeypatch.setenv("WORLD_SIZE", "2")  # already a torchrun rank: train, do not start another torchrun
+    assert _under_torchrun("sft", data, local(procs=2), str(tmp_path / "out")) is None
+
+
+def test_hipo_train_on_the_data_pipelines_output_folder_names_its_cold_start_sets(sft_data, tmp_path, capsys):
+    out = sft_data.parent  # generate_dataset's folder: mix/ and on/ inside
+    assert main(["train", "sft", "--data", str(out), "--out", str(tmp_path / "sft")]) == 2
+    assert (
+        f"it holds the Cold-Start sets mix and on: pass {out / 'mix'} or {out / 'on'}"
+        in capsys.readouterr().err
+    )
+
+
+@pytest.mark.slow  # 71 s on 2 cores shared with another run: three torchrun launches of two ranks each
+def test_hipo_train_starts_torchrun_for_launch_procs_per_node(sft_data, tmp_path, capfd):
+    config = _config_file(tmp_path, local(procs=2, rl=RL, rollout_sampling={"max_new_tokens": 16}))
+    assert (
+        main(["train", "sft", "--config", config, "--data", str(sft_data), "--out", str(tmp_path / "sft")])
+        == 0
+    )
+    err = capfd.readouterr().err
+    assert "starting torchrun with 2 processes" in err and '"world_size": 2' in err
+    assert (
+        main(
+            [
+                "train",
+                "rl",
+                "--config",
+                config,
+                "--policy",
+                str(tmp_path / "sft"),
+                "--out",
+                str(tmp_path / "rl"),
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "rl" / "final" / "config.json").is_file()
+    assert "starting torchrun with 2 processes" in capfd.readouterr().err
+    assert (
+        main(
+            [
+                "train",
+                "sft",
+                "--config",
+                config,
+                "--data",
+                str(tmp_path / "missing"),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 1
+    )
+    assert "hipo: torchrun with 2 processes exited with code" in capfd.readouterr().err

@@ -26,3 +26,13 @@ def test_gate_reads_s3_and_writes_report_there(s3_prefix):
 def test_missing_s3_dataset_is_named(s3_prefix):
     with pytest.raises(DatasetError, match=r"has no train split: expected train\.parquet or train\.jsonl"):
         validate_dataset(f"{s3_prefix}/nothing", QualityConfig())
+
+
+def test_the_data_pipelines_output_folder_is_pointed_to_its_cold_start_sets(s3_prefix):
+    for name in ("mix", "on"):
+        storage.write_bytes(f"{s3_prefix}/out/{name}/train.jsonl", b"")
+    with pytest.raises(DatasetError) as caught:
+        validate_dataset(f"{s3_prefix}/out", QualityConfig())
+    assert str(caught.value).endswith(
+        f"it holds the Cold-Start sets mix and on: pass {s3_prefix}/out/mix or {s3_prefix}/out/on"
+    )

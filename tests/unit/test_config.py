@@ -21,6 +21,31 @@ def test_defaults_are_the_reference_choices():
     assert (c.eval_sampling.temperature, c.eval_sampling.top_p) == (0.6, 0.95)
 
 
+@pytest.mark.parametrize(
+    ("override", "section", "kept"),
+    [
+        (
+            "eval_sampling.greedy=false",
+            "eval_sampling",
+            {"temperature": 0.6, "top_p": 0.95, "max_new_tokens": 128},
+        ),
+        ("eval_sampling.max_new_tokens=64", "eval_sampling", {"temperature": 0.6, "top_p": 0.95}),
+        ("rollout_sampling.temperature=0.8", "rollout_sampling", {"top_p": 1.0, "max_new_tokens": 128}),
+        (
+            "rl.optim.micro_batch_size=8",
+            "rl.optim",
+            {"lr": 3e-5, "warmup_ratio": 0.0, "schedule": "constant"},
+        ),
+    ],
+)
+def test_setting_one_field_keeps_the_sections_other_defaults(override, section, kept):
+    """Each section's defaults are its own class's, so a partial override does not reset the rest."""
+    values = build_config(overrides=[override]).to_dict()
+    for key in section.split("."):
+        values = values[key]
+    assert {k: values[k] for k in kept} == kept
+
+
 def test_yaml_round_trip(tmp_path):
     c = build_config({"rl": {"omega": 0.1, "bias": "absolute"}, "task": {"difficulties": [1, 4]}})
     path = tmp_path / "run.yaml"

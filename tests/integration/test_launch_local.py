@@ -77,45 +77,18 @@ def test_hipo_train_on_the_data_pipelines_output_folder_names_its_cold_start_set
     )
 
 
-@pytest.mark.slow  # 71 s on 2 cores shared with another run: three torchrun launches of two ranks each
+@pytest.mark.slow  # 47 s on 2 cores: three torchrun launches of two ranks each
 def test_hipo_train_starts_torchrun_for_launch_procs_per_node(sft_data, tmp_path, capfd):
     config = _config_file(tmp_path, local(procs=2, rl=RL, rollout_sampling={"max_new_tokens": 16}))
-    assert (
-        main(["train", "sft", "--config", config, "--data", str(sft_data), "--out", str(tmp_path / "sft")])
-        == 0
-    )
+
+    def train(stage: str, *args: str) -> int:
+        return main(["train", stage, "--config", config, *args])
+
+    assert train("sft", "--data", str(sft_data), "--out", str(tmp_path / "sft")) == 0
     err = capfd.readouterr().err
     assert "starting torchrun with 2 processes" in err and '"world_size": 2' in err
-    assert (
-        main(
-            [
-                "train",
-                "rl",
-                "--config",
-                config,
-                "--policy",
-                str(tmp_path / "sft"),
-                "--out",
-                str(tmp_path / "rl"),
-            ]
-        )
-        == 0
-    )
+    assert train("rl", "--policy", str(tmp_path / "sft"), "--out", str(tmp_path / "rl")) == 0
     assert (tmp_path / "rl" / "final" / "config.json").is_file()
     assert "starting torchrun with 2 processes" in capfd.readouterr().err
-    assert (
-        main(
-            [
-                "train",
-                "sft",
-                "--config",
-                config,
-                "--data",
-                str(tmp_path / "missing"),
-                "--out",
-                str(tmp_path / "x"),
-            ]
-        )
-        == 1
-    )
+    assert train("sft", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x")) == 1
     assert "hipo: torchrun with 2 processes exited with code" in capfd.readouterr().err

@@ -2,10 +2,10 @@
 
 d1 2-digit + 1-digit; d2 2-digit + 2-digit; d3 3-digit + 1-digit (the "mixed" rung, which Think-on
 solves at more tokens); d4 3-digit + 3-digit; d5 4-digit + 4-digit. A tiny model answers d1–d3 directly
-as well as step by step, and d4–d5 only step by step (HIPO_ALGORITHM.md §9). Every trace column adds two
+as well as step by step, and d4–d5 only step by step (docs/results.md). Every trace column adds two
 digits and a carry: with the previous d3 (3+2) direct answers fell a few points short of Think-on's on
-most seeds, and d5's three-term columns (3+3+3) were the rare sums RL got wrong (README "Results",
-bench/results/ladder_3plus2_3x3). Every level has hundreds of prompts or more: a ladder that starts at
+most seeds, and d5's three-term columns (3+3+3) were the rare sums RL got wrong (docs/results.md,
+"The ladder"). Every level has hundreds of prompts or more: a ladder that starts at
 single digits (100 prompts) would hold whole addition facts out of training, and no model can answer an
 unseen fact directly. Splits are fixed by a hash of the unordered operands (20% eval), independent of
 the seed, so no train prompt (or its commuted twin) ever appears in eval. d1 (900 prompts) repeats

@@ -236,6 +236,9 @@ class RegistryConfig(_Section):
     experiment: str = "hipo"
     tracking_uri: str = ""  # empty: MLFLOW_TRACKING_URI (a cluster's MLflow server), else mlflow's default
     max_accuracy_drop: float = Field(0.01, ge=0.0, le=1.0)
+    max_accuracy_drop_vs_baseline: float = Field(
+        0.02, ge=0.0, le=1.0, description="no champion yet: how far accuracy may fall below each cold start"
+    )
     max_token_increase: float = Field(0.05, ge=0.0, description="relative: 0.05 = 5% more tokens")
     max_think_rate_increase: float = Field(0.05, ge=0.0, le=1.0)
     max_format_failure_rate: float = Field(0.05, ge=0.0, le=1.0)

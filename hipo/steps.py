@@ -250,12 +250,28 @@ def compare_arms(
     return {**values, **table}
 
 
+def cold_start_metrics(results_dir: str | Path) -> dict[str, dict[str, float]]:
+    """``{arm: flat metrics}`` of the cold-start arms an evaluation's results folder scored: the
+    baselines the gate holds a first champion against."""
+    from hipo.evaluate.compare import slug
+    from hipo.evaluate.runner import SAMPLES_FILE, load_result
+
+    names = [ARM_NAMES[(dataset, "none")] for dataset in ("mix", "on")]
+    folders = {name: Path(results_dir) / "models" / slug(name) for name in names}
+    return {
+        name: load_result(folder, name).flat_metrics()
+        for name, folder in folders.items()
+        if (folder / SAMPLES_FILE).is_file()
+    }
+
+
 @records_failure("card_md")
 def register(
     config_dir: str, model_dir: str, results_dir: str, run_id: str, data_uri: str, card_md: str
 ) -> str:
     """Register the policy as a new version (alias ``challenger``) with the evaluation's metrics and
-    reports; returns the version. Idempotent per pipeline run, so a retried step registers once."""
+    reports, and the cold starts it scored as the gate's baselines; returns the version. Idempotent
+    per pipeline run, so a retried step registers once."""
     from hipo.registry import register as register_version
 
     config = read_config(config_dir)
@@ -269,6 +285,7 @@ def register(
         reports=[results / name for name in ("report.html", "summary.md")],
         tracking_uri=config.registry.tracking_uri or None,
         promote=False,
+        baselines=cold_start_metrics(results),
     )
     card = (
         f"# {registration.name} v{registration.version} (challenger)\n\n- MLflow run: {registration.run_id}\n"
@@ -287,10 +304,11 @@ def gate(config_dir: str, version: str, card_md: str) -> bool:
     decision = gate_version(
         registry.model_name, version, registry, tracking_uri=registry.tracking_uri or None
     )
+    against = f"champion v{decision.compared_to}" if decision.compared_to else "the run's cold starts"
     card = [
         f"# Gate: {'passed' if decision.passed else 'rejected'}",
         "",
-        f"{registry.model_name} v{version} against champion {decision.compared_to or 'none'}:",
+        f"{registry.model_name} v{version} against {against}:",
         *(f"- {reason}" for reason in decision.reasons),
     ]
     Path(card_md).write_text("\n".join(card) + "\n", encoding="utf-8")

@@ -3,11 +3,13 @@
 Audit trail, all in the registry: every promotion tags the new champion with ``champion.previous``
 (the version it replaced; rollback follows it), ``champion.reason`` and ``champion.promoted_at``; a
 rollback tags the demoted version ``champion.rolled_back``; the registered-model tag
-``champion.history`` lists the champions in order. Gate outcomes are version tags ``gate.*``.
+``champion.history`` lists the champions in order. Gate outcomes are version tags ``gate.*``; the
+run's own baselines, which a first champion is held against, are the version tag ``gate.baselines``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -38,9 +40,10 @@ PREVIOUS, REASON, PROMOTED_AT, ROLLED_BACK = (
 )
 HISTORY = "champion.history"  # registered-model tag: champion versions in order, comma-separated
 GATE_DECISION, GATE_REASONS, GATE_COMPARED_TO = "gate.decision", "gate.reasons", "gate.compared_to"
+GATE_BASELINES = "gate.baselines"  # JSON {display name: gated metrics} of the run's cold starts
 PASSED = "passed"  # the gate passed and the promotion is left to promote_challenger
 _HISTORY_LENGTH = 100
-_TAG_VALUE_LIMIT = 4000
+TAG_VALUE_LIMIT = 4000
 
 
 def _now() -> str:
@@ -55,7 +58,7 @@ def _set_champion(client: MlflowClient, name: str, version: str, reason: str) ->
     if previous_version == version:
         return previous_version
     client.set_registered_model_alias(name, CHAMPION, version)
-    tags = {PREVIOUS: previous_version or "none", REASON: reason[:_TAG_VALUE_LIMIT], PROMOTED_AT: _now()}
+    tags = {PREVIOUS: previous_version or "none", REASON: reason[:TAG_VALUE_LIMIT], PROMOTED_AT: _now()}
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     _append_history(client, name, version)
@@ -94,11 +97,12 @@ def apply_gate(
             None if champion is None else version_metrics(client, champion),
             limits,
             None if champion is None else str(champion.version),
+            baselines=json.loads(candidate.tags.get(GATE_BASELINES, "{}")),
         )
         if decision.passed and promote:
             _set_champion(client, name, version, _gate_reason(decision.reasons))
     tags = {
-        GATE_REASONS: "\n".join(decision.reasons)[:_TAG_VALUE_LIMIT],
+        GATE_REASONS: "\n".join(decision.reasons)[:TAG_VALUE_LIMIT],
         GATE_COMPARED_TO: decision.compared_to or "none",
         # last: its presence means the gate ran to the end
         GATE_DECISION: PASSED if decision.passed and not promote else decision.decision,

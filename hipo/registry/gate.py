@@ -4,6 +4,11 @@ Gated metrics are the per-benchmark summaries ``<benchmark>/<name>`` (exactly on
 hipo.evaluate's ``flat_metrics`` writes them for the auto pass) whose name is one of GATE_METRICS;
 macro averages (``accuracy``) and finer keys (``arithmetic/d3/accuracy``, ``arithmetic/forced_on/...``)
 are logged but not gated. Every benchmark the champion was gated on must be present in the challenger.
+
+With no champion yet, the challenger is held against the run's own baselines where the run scored them
+(its cold start, and Cold-Start (on) where the run trained it): accuracy may fall below each by at most
+``max_accuracy_drop_vs_baseline``. Tokens and thinking rate are not held against a baseline: trading
+them for accuracy, or cutting them below a think-always model, is what RL is for.
 """
 
 from __future__ import annotations
@@ -43,17 +48,18 @@ def gate_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     }
 
 
+def _accuracy_check(key: str, new: float, old: float, against: str, allowed: float) -> tuple[bool, str]:
+    drop = old - new
+    ok = drop <= allowed + _EPS
+    verdict = "within" if ok else "exceeds"
+    return ok, f"{key} {new:.4f} vs {against} {old:.4f}: drop {drop:+.4f} {verdict} the allowed {allowed:.4f}"
+
+
 def _compare(key: str, new: float, old: float, limits: RegistryConfig) -> tuple[bool, str]:
     """(within the margin, a line saying why) for one metric the champion also has."""
     name = key.split("/")[1]
     if name == ACCURACY:
-        drop = old - new
-        ok = drop <= limits.max_accuracy_drop + _EPS
-        verdict = "within" if ok else "exceeds"
-        return ok, (
-            f"{key} {new:.4f} vs champion {old:.4f}: drop {drop:+.4f} {verdict} "
-            f"the allowed {limits.max_accuracy_drop:.4f}"
-        )
+        return _accuracy_check(key, new, old, "champion", limits.max_accuracy_drop)
     if name == TOKENS:
         ceiling = old * (1.0 + limits.max_token_increase)
         ok = new <= ceiling + _EPS
@@ -69,14 +75,34 @@ def _compare(key: str, new: float, old: float, limits: RegistryConfig) -> tuple[
     )
 
 
+def _baseline_checks(
+    new: Mapping[str, float], baselines: Mapping[str, Mapping[str, float]], limits: RegistryConfig
+) -> list[tuple[bool, str]]:
+    """The first champion's accuracy against each of the run's baselines (``{name: metrics}``)."""
+    checks = []
+    for name, metrics in sorted(baselines.items()):
+        for key, value in sorted(gate_metrics(metrics).items()):
+            if not key.endswith(f"/{ACCURACY}"):
+                continue
+            if key not in new:
+                checks.append((False, f"{key} missing from the challenger ({name} has {value:.4g})"))
+            else:
+                checks.append(
+                    _accuracy_check(key, new[key], value, name, limits.max_accuracy_drop_vs_baseline)
+                )
+    return checks
+
+
 def evaluate_gate(
     challenger: Mapping[str, float],
     champion: Mapping[str, float] | None,
     limits: RegistryConfig,
     champion_version: str | None = None,
+    baselines: Mapping[str, Mapping[str, float]] | None = None,
 ) -> GateDecision:
-    """Decide promotion. ``champion`` None means there is none yet: the challenger passes on its own
-    checks alone (an accuracy metric, and format failures under the ceiling)."""
+    """Decide promotion. ``champion`` None means there is none yet: the challenger's accuracy is held
+    against ``baselines`` (``{display name: metrics}``, the run's own cold starts) when given, and it
+    must pass its own checks (an accuracy metric, and format failures under the ceiling)."""
     new = gate_metrics(challenger)
     checks: list[tuple[bool, str]] = []
     if not any(key.endswith(f"/{ACCURACY}") for key in new):
@@ -88,8 +114,10 @@ def evaluate_gate(
                 (ok, f"{key} {rate:.4f} {'within' if ok else 'exceeds'} the ceiling "
                      f"{limits.max_format_failure_rate:.4f}")
             )  # fmt: skip
-    if champion is None:
-        checks.append((True, "first champion: no champion to compare with"))
+    if champion is None and baselines:
+        checks += _baseline_checks(new, baselines, limits)
+    elif champion is None:
+        checks.append((True, "first champion: no champion or baseline to compare with"))
     else:
         for key, value in sorted(gate_metrics(champion).items()):
             if key.endswith(f"/{FORMAT_FAILURES}"):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from hipo import storage
 from hipo.config import RunConfig
-from hipo.registry.champion import GATE_DECISION, apply_gate
+from hipo.registry.champion import GATE_BASELINES, GATE_DECISION, TAG_VALUE_LIMIT, apply_gate
 from hipo.registry.client import (
     CHALLENGER,
     METRIC_TAG,
@@ -136,8 +136,10 @@ def _publish(
     checkpoint: Path,
     lineage: dict[str, str],
     reports: Sequence[str | Path],
+    baselines: Mapping[str, Mapping[str, float]],
 ) -> ModelVersion:
-    """Log the run and the model; register the model as a new version with the lineage tags."""
+    """Log the run and the model; register the model as a new version with the lineage tags (and the
+    baselines' gated metrics, for the gate)."""
     import mlflow
     from huggingface_hub import ModelCard
 
@@ -162,7 +164,18 @@ def _publish(
             model_card=ModelCard("\n".join(card_lines)),
         )
     tags = {**lineage, **{METRIC_TAG + k: repr(v) for k, v in gate_metrics(metrics).items()}}
+    if baselines:
+        tags[GATE_BASELINES] = _baselines_tag(baselines)
     return mlflow.register_model(info.model_uri, config.registry.model_name, tags=tags)
+
+
+def _baselines_tag(baselines: Mapping[str, Mapping[str, float]]) -> str:
+    text = json.dumps({name: gate_metrics(_floats(m)) for name, m in baselines.items()}, sort_keys=True)
+    if len(text) > TAG_VALUE_LIMIT:
+        raise RegistryError(
+            f"the baselines' gated metrics take {len(text)} characters, over {TAG_VALUE_LIMIT}"
+        )
+    return text
 
 
 def register(
@@ -177,9 +190,12 @@ def register(
     reports: Sequence[str | Path] = (),
     tracking_uri: str | None = None,
     promote: bool = True,
+    baselines: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Registration:
     """Log a run, register ``model_dir`` as a new version (alias ``challenger``), apply the promotion gate
     (``promote=False``: record the decision only; the pipeline promotes in a step of its own).
+    ``baselines``: ``{display name: metrics}`` of the run's cold starts, which the gate holds a first
+    champion against.
 
     Idempotent per ``pipeline_run_id``: a second call finds the version the first registered (by its
     tag), logs nothing new and returns the recorded gate decision (or finishes an interrupted gate).
@@ -202,7 +218,9 @@ def register(
             version = min(found, key=lambda v: int(v.version))
         else:
             with _checkpoint(model_dir) as checkpoint, _tracking(resolve_uri(tracking_uri)):
-                version = _publish(client, config, _floats(metrics), checkpoint, lineage, reports)
+                version = _publish(
+                    client, config, _floats(metrics), checkpoint, lineage, reports, baselines or {}
+                )
         if not found or GATE_DECISION not in version.tags:
             client.set_registered_model_alias(name, CHALLENGER, version.version)
         decision = apply_gate(client, name, version.version, config.registry, promote)

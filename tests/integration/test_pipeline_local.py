@@ -21,6 +21,7 @@ SMALL = [
     "rl.prompts_per_step=4",
     "rl.group_size=4",
     "registry.max_format_failure_rate=1.0",  # a policy trained for seconds formats badly: let it pass
+    "registry.max_accuracy_drop_vs_baseline=1.0",  # and answers by chance: HiPO may lose to its cold start
 ]
 
 
@@ -43,7 +44,9 @@ def test_the_dag_runs_locally_registers_and_promotes(tmp_path, capsys):
     assert "steps: 4" in prepared and "tracking_uri: sqlite:///" in prepared
     gate = json.loads((run.run_dir / "gate" / "executor_output.json").read_text())
     assert gate["parameterValues"]["Output"] is True
-    assert (run.run_dir / "gate" / "card").read_text().startswith("# Gate: passed")
+    card = (run.run_dir / "gate" / "card").read_text()
+    assert card.startswith("# Gate: passed") and "against the run's cold starts:" in card
+    assert "arithmetic/accuracy" in card and "vs Cold-Start (mix)" in card  # the evaluation's cold start
     assert "is the champion" in (run.run_dir / "promote" / "card").read_text()
     # the second evaluation scores Cold-Start (on) and copies the policy's samples from the first
     assert "Cold-Start (on)" in run.comparison_summary and "Cold-Start (mix)+HiPO" in run.comparison_summary

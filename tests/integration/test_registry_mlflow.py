@@ -1,5 +1,6 @@
 """hipo.registry against a real `mlflow server` (SQLite backend, artifacts in SeaweedFS; see conftest.py)."""
 
+import json
 import socket
 import time
 import uuid
@@ -11,7 +12,14 @@ from hipo import storage, template
 from hipo.cli import main
 from hipo.config import build_config
 from hipo.registry import RegistryError, attach_to_version, describe, promote, register, rollback
-from hipo.registry.champion import GATE_COMPARED_TO, GATE_DECISION, GATE_REASONS, HISTORY, PREVIOUS
+from hipo.registry.champion import (
+    GATE_BASELINES,
+    GATE_COMPARED_TO,
+    GATE_DECISION,
+    GATE_REASONS,
+    HISTORY,
+    PREVIOUS,
+)
 
 
 def metrics(acc, tokens=50.0, think=0.3, fmt=0.01):
@@ -54,7 +62,7 @@ def test_gate_promotion_rollback_and_idempotency(config, tiny_model_dir, mlflow_
         **lineage,
     )
     assert (first.version, first.created, first.gate.decision) == ("1", True, "promoted")
-    assert first.gate.reasons[-1] == "first champion: no champion to compare with"
+    assert first.gate.reasons[-1] == "first champion: no champion or baseline to compare with"
 
     second = register(config, metrics(0.85, tokens=40.0), tiny_model_dir, pipeline_run_id="run-2")
     assert (second.version, second.gate.decision, second.gate.compared_to) == ("2", "promoted", "1")
@@ -195,6 +203,39 @@ def test_the_pipeline_gates_then_promotes_in_separate_steps(config, tiny_model_d
     with pytest.raises(RegistryError, match="gate decision is rejected"):
         promote_challenger(name, worse.version)
     assert client.get_registered_model(name).aliases[CHAMPION] == "1"
+
+
+def test_a_first_champion_worse_than_its_cold_starts_is_rejected(config, tiny_model_dir, mlflow_server):
+    """No champion yet: the challenger is held against the run's own cold starts; the reasons are
+    recorded on the version, no champion is set, and promote_challenger refuses it."""
+    from hipo.registry import CHAMPION, gate_version, promote_challenger
+
+    name, client = config.registry.model_name, _client(mlflow_server)
+    baselines = {"Cold-Start (mix)": metrics(0.92), "Cold-Start (on)": metrics(1.0, tokens=45.0, think=1.0)}
+    worse = register(
+        config, metrics(0.90), tiny_model_dir, pipeline_run_id="b-1", promote=False, baselines=baselines
+    )
+    assert not worse.gate.passed and worse.gate.compared_to is None
+    tags = client.get_model_version(name, worse.version).tags
+    assert tags[GATE_DECISION] == "rejected" and tags[GATE_COMPARED_TO] == "none"
+    assert tags[GATE_REASONS] == (
+        "arithmetic/accuracy 0.9000 vs Cold-Start (on) 1.0000: drop +0.1000 exceeds the allowed 0.0200"
+    )  # 0.02 below its own cold start is within the default tolerance
+    assert json.loads(tags[GATE_BASELINES])["Cold-Start (on)"]["arithmetic/tokens"] == 45.0
+    assert not gate_version(name, worse.version, config.registry).passed  # the recorded decision
+    with pytest.raises(RegistryError, match="gate decision is rejected"):
+        promote_challenger(name, worse.version)
+    assert CHAMPION not in client.get_registered_model(name).aliases
+
+    lenient = config.model_copy(
+        update={"registry": config.registry.model_copy(update={"max_accuracy_drop_vs_baseline": 0.1})}
+    )
+    kept = register(
+        lenient, metrics(0.90), tiny_model_dir, pipeline_run_id="b-2", promote=False, baselines=baselines
+    )
+    assert kept.gate.passed and len(kept.gate.reasons) == 3  # format failures and both cold starts
+    assert promote_challenger(name, kept.version) is None
+    assert client.get_registered_model(name).aliases[CHAMPION] == kept.version
 
 
 def test_results_attach_to_the_run_of_a_registered_version(config, tiny_model_dir, mlflow_server, tmp_path):

@@ -5,6 +5,7 @@ from hipo.registry import evaluate_gate, gate_metrics
 
 LIMITS = RegistryConfig(
     max_accuracy_drop=0.01,
+    max_accuracy_drop_vs_baseline=0.02,
     max_token_increase=0.05,
     max_think_rate_increase=0.05,
     max_format_failure_rate=0.05,
@@ -37,6 +38,29 @@ def test_first_champion_passes_on_its_own_checks():
     assert not too_many_failures.passed
     assert too_many_failures.reasons == ("arithmetic/format_fail_rate 0.2000 exceeds the ceiling 0.0500",)
     assert not evaluate_gate({"accuracy": 0.9}, None, LIMITS).passed  # nothing to gate on
+
+
+def test_first_champion_is_held_against_the_runs_cold_starts():
+    baselines = {"Cold-Start (mix)": metrics(acc=0.80), "Cold-Start (on)": metrics(acc=0.83, tokens=200.0)}
+    at_the_edge = evaluate_gate(metrics(acc=0.81, tokens=300.0, think=0.9), None, LIMITS, baselines=baselines)
+    assert at_the_edge.passed and at_the_edge.compared_to is None  # 0.02 below on: allowed; tokens not held
+    assert at_the_edge.reasons[-1] == (
+        "arithmetic/accuracy 0.8100 vs Cold-Start (on) 0.8300: drop +0.0200 within the allowed 0.0200"
+    )
+    below_its_cold_start = evaluate_gate(metrics(acc=0.77), None, LIMITS, baselines=baselines)
+    assert not below_its_cold_start.passed
+    assert below_its_cold_start.reasons == (
+        "arithmetic/accuracy 0.7700 vs Cold-Start (mix) 0.8000: drop +0.0300 exceeds the allowed 0.0200",
+        "arithmetic/accuracy 0.7700 vs Cold-Start (on) 0.8300: drop +0.0600 exceeds the allowed 0.0200",
+    )
+    strict = LIMITS.model_copy(update={"max_accuracy_drop_vs_baseline": 0.0})
+    assert not evaluate_gate(metrics(acc=0.81), None, strict, baselines=baselines).passed
+    other_benchmark = evaluate_gate(
+        metrics(), None, LIMITS, baselines={"Cold-Start (mix)": metrics(bench="gsm8k")}
+    )
+    assert other_benchmark.reasons == (
+        "gsm8k/accuracy missing from the challenger (Cold-Start (mix) has 0.8)",
+    )
 
 
 def test_margins_are_inclusive():

@@ -8,6 +8,18 @@ import sys
 from collections.abc import Sequence
 
 from hipo.config import ConfigError, RunConfig, load_config
+from hipo.storage import local_dir
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +70,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_signal(args: argparse.Namespace) -> int:
     from hipo.signal_table import run_signal_table
 
-    run_signal_table(_load(args), args.out, problems_per_level=args.problems_per_level)
+    out = local_dir(args.out, "--out")
+    run_signal_table(_load(args), out, problems_per_level=args.problems_per_level)
     return 0
 
 
@@ -113,6 +126,7 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
 def _cmd_data_generate(args: argparse.Namespace) -> int:
     from hipo.data.run import generate
 
+    local_dir(args.out, "--out")
     stats = generate(_load(args), args.out, batch_size=args.batch_size)
     print(
         json.dumps({k: stats[k] for k in ("queries", "dropped", "splits", "seconds")}, indent=2, default=str)
@@ -124,6 +138,8 @@ def _cmd_data_generate(args: argparse.Namespace) -> int:
 def _cmd_data_validate(args: argparse.Namespace) -> int:
     from hipo.quality import GateFailed, check, validate_dataset, write_report
 
+    if args.report:
+        local_dir(args.report, "--report", s3=True)
     result = validate_dataset(args.dataset, _load(args).quality)
     paths = write_report(result, args.report) if args.report else {}
     try:
@@ -145,6 +161,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     names = args.name or [Path(m).name for m in args.model]
     if len(names) != len(args.model):
         raise ConfigError(f"give one --name per --model: models {args.model}, names {names}")
+    local_dir(args.out, "--out")
     models = dict(zip(names, args.model, strict=True))
     if len(models) != len(names):
         raise ConfigError(f"give each --model a distinct --name, got {names}")
@@ -181,6 +198,7 @@ def _cmd_train_sft(args: argparse.Namespace) -> int:
 
     overrides = [*args.overrides, *([f"model.base={json.dumps(args.base)}"] if args.base else [])]
     config = _load(args, overrides)
+    local_dir(args.out, "--out")
     cache = ["--cache-dir", args.cache_dir] if args.cache_dir else []
     code = _under_torchrun("sft", ["--data", args.data, *cache], config, args.out)
     if code is not None:
@@ -196,6 +214,7 @@ def _cmd_train_rl(args: argparse.Namespace) -> int:
     from hipo.train.rl import train_rl
 
     config = _load(args)
+    local_dir(args.out, "--out", s3=True)
     code = _under_torchrun("rl", ["--policy", args.policy], config, args.out)
     if code is not None:
         return code
@@ -272,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_config)
 
     p = sub.add_parser("sample", help="print scripted-teacher responses in both modes (JSON lines)")
-    p.add_argument("--n", type=int, default=5, help="number of problems")
+    p.add_argument("--n", type=_positive_int, default=5, help="number of problems")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_sample)
 
@@ -280,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("generate", help="teacher samples, mode choice, rationales → cold-start datasets")
     _add_config_args(p)
     p.add_argument("--out", required=True, help="output directory (a rerun resumes there)")
-    p.add_argument("--batch-size", type=int, default=256, help="queries per teacher call")
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="queries per teacher call")
     p.set_defaults(func=_cmd_data_generate)
     p = data.add_parser("validate", help="the great-expectations quality gate over a dataset directory")
     _add_config_args(p)
@@ -340,9 +359,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         RegistryError,
         RemoteError,
         PipelineFailed,
+        OSError,  # a path that cannot be read or written: the user's input or machine, not a bug
     ) as error:
-        print(f"hipo: {error}", file=sys.stderr)
+        print(f"hipo: {_short(error)}", file=sys.stderr)
         return 2
+
+
+MAX_ERROR_LINES, MAX_ERROR_LINE = 8, 400
+
+
+def _short(error: Exception) -> str:
+    """The error's message in at most ``MAX_ERROR_LINES`` lines of ``MAX_ERROR_LINE`` characters: a
+    message never echoes a large input back."""
+    if isinstance(error, OSError) and error.strerror and type(error).__str__ is OSError.__str__:
+        where = " -> ".join(str(f) for f in (error.filename, error.filename2) if f is not None)
+        text = f"{where}: {error.strerror}" if where else error.strerror
+    else:
+        text = str(error) or type(error).__name__
+    lines = [
+        line if len(line) <= MAX_ERROR_LINE else line[: MAX_ERROR_LINE - 1] + "…"
+        for line in text.splitlines()
+    ]
+    if len(lines) > MAX_ERROR_LINES:
+        lines = [*lines[: MAX_ERROR_LINES - 1], f"... and {len(lines) - MAX_ERROR_LINES + 1} more lines"]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,14 @@ class ConfigError(ValueError):
     """A configuration that cannot be used; the message names every offending field."""
 
 
+# Upper bounds that no sane run exceeds: a typo (an extra 0s) fails at once instead of running for days
+MAX_NEW_TOKENS = 131_072
+MAX_STEPS = 10_000_000
+MAX_SEED = 2**32 - 1
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 class TaskConfig(_Section):
@@ -34,8 +40,8 @@ class TaskConfig(_Section):
     datasets: tuple[str, ...] = ()
     difficulties: tuple[int, ...] = (1, 2, 3, 4, 5)
     # 3,200 draws per level; the ladder's d1 has only 720 train prompts, so about 13,500 are unique
-    train_size: int = Field(16000, ge=1)
-    eval_size: int = Field(500, ge=1)
+    train_size: int = Field(16000, ge=1, le=10_000_000)
+    eval_size: int = Field(500, ge=1, le=1_000_000)
 
 
 class EndpointConfig(_Section):
@@ -45,9 +51,9 @@ class EndpointConfig(_Section):
     base_url: str | None = None
     model: str = ""
     api_key_env: str = "OPENAI_API_KEY"
-    max_concurrency: int = Field(8, ge=1)
-    timeout_s: float = Field(60.0, gt=0.0)
-    max_retries: int = Field(5, ge=0)
+    max_concurrency: int = Field(8, ge=1, le=1024)
+    timeout_s: float = Field(60.0, gt=0.0, le=3600.0)
+    max_retries: int = Field(5, ge=0, le=100)
     prefill: bool = False  # force modes by continuing an assistant prefix (vLLM servers); else instruct only
     usd_per_1k_prompt_tokens: float = Field(0.0, ge=0.0)
     usd_per_1k_completion_tokens: float = Field(0.0, ge=0.0)
@@ -69,14 +75,14 @@ class DataConfig(_Section):
     judge: Literal["template", "openai"] = "template"
     judge_endpoint: EndpointConfig = EndpointConfig()
 
-    samples_per_mode: int = Field(8, ge=1, description="N: teacher samples per query and mode")
+    samples_per_mode: int = Field(8, ge=1, le=256, description="N: teacher samples per query and mode")
     delta: float = Field(
         0.125, ge=0.0, le=1.0, description="think-on must beat think-off by more than this pass rate"
     )
     random_mode_rate: float = Field(0.01, ge=0.0, le=1.0, description="share of rows with a random mode")
     easy_p_off: float = Field(0.75, ge=0.0, le=1.0, description="p_off at or above this: easy")
     hard_p_off: float = Field(0.25, ge=0.0, le=1.0, description="p_off below this: hard")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
     @model_validator(mode="after")
     def _buckets_ordered(self) -> DataConfig:
@@ -100,7 +106,7 @@ class QualityConfig(_Section):
 class SamplingConfig(_Section):
     temperature: float = Field(1.0, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(256, ge=1)
+    max_new_tokens: int = Field(256, ge=1, le=MAX_NEW_TOKENS)
     greedy: bool = False
 
 
@@ -110,7 +116,7 @@ class RolloutSamplingConfig(SamplingConfig):
     """RL rollouts (docs/algorithm.md §6): temperature 1.0, top_p 1.0. 128 new tokens: well above the
     longest arithmetic response (about 75), so a runaway sample stops early."""
 
-    max_new_tokens: int = Field(128, ge=1)
+    max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS)
 
 
 class EvalSamplingConfig(SamplingConfig):
@@ -120,7 +126,7 @@ class EvalSamplingConfig(SamplingConfig):
 
     temperature: float = Field(0.6, ge=0.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(128, ge=1)
+    max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS)
 
 
 class ModelConfig(_Section):
@@ -170,9 +176,11 @@ class SFTConfig(_Section):
     # the tiny model reads the operands after a few hundred steps and learns direct answers last;
     # 2,400 steps is where both cold starts' answers are right on every seed (0.999-1.000), so RL
     # starts from a sound policy (docs/results.md)
-    steps: int = Field(2400, ge=1)
-    batch_size: int = Field(64, ge=1, description="sequences per optimiser step, all ranks together")
-    max_length: int = Field(512, ge=8)
+    steps: int = Field(2400, ge=1, le=MAX_STEPS)
+    batch_size: int = Field(
+        64, ge=1, le=65536, description="sequences per optimiser step, all ranks together"
+    )
+    max_length: int = Field(512, ge=8, le=MAX_NEW_TOKENS)
     eval_every: int = Field(50, ge=1)
     optim: OptimConfig = OptimConfig()
 
@@ -181,7 +189,7 @@ class RLConfig(_Section):
     """Reward, bias, advantages and objective, docs/algorithm.md §3–§6, and the RL loop."""
 
     algorithm: Literal["hipo", "grpo"] = "hipo"
-    group_size: int = Field(8, ge=2, description="G: rollouts per query")
+    group_size: int = Field(8, ge=2, le=1024, description="G: rollouts per query")
     format_weight: float = Field(0.2, ge=0.0, description="r = ACC + format_weight * FORMAT")
     bias: Literal["relative", "always", "absolute", "none"] = "relative"
     omega: float = Field(0.05, ge=0.0, le=1.0, description="ω: bias toward think-off")
@@ -204,8 +212,8 @@ class RLConfig(_Section):
     stop_on_collapse: bool = False
     # at the small constant lr, a hundred steps already move the tiny policy's mode choice on the mixed
     # rung, and 150 settle it while the answers stay those of the cold start (docs/results.md)
-    steps: int = Field(150, ge=1)
-    prompts_per_step: int = Field(16, ge=1, description="queries per step, all ranks together")
+    steps: int = Field(150, ge=1, le=MAX_STEPS)
+    prompts_per_step: int = Field(16, ge=1, le=65536, description="queries per step, all ranks together")
     ppo_epochs: int = Field(1, ge=1)
     rollout_engine: Literal["hf", "vllm"] = "hf"
     save_every: int = Field(25, ge=1)
@@ -222,9 +230,9 @@ class EvalConfig(_Section):
     benchmarks: tuple[str, ...] = (
         "arithmetic",
     )  # "arithmetic", gsm8k, math500, or a JSONL/Parquet path / s3:// URI
-    max_problems: int = Field(500, ge=1, description="per benchmark")
+    max_problems: int = Field(500, ge=1, le=10_000_000, description="per benchmark")
     forced_mode_passes: bool = True  # also score always-on and always-off: the oracle best-mode bound
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, le=65536)
     engine: Literal["hf", "vllm"] = "hf"  # what serves the checkpoints under evaluation
 
 
@@ -265,7 +273,7 @@ class LaunchConfig(_Section):
 class RunConfig(_Section):
     """Everything a run needs. Pipeline parameters map onto these fields."""
 
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     task: TaskConfig = TaskConfig()
     data: DataConfig = DataConfig()
     quality: QualityConfig = QualityConfig()
@@ -341,6 +349,16 @@ def kfp_token() -> str | None:
     return os.environ.get("KFP_TOKEN") or None
 
 
+MAX_SHOWN_INPUT = 60  # characters of an offending value quoted in an error message
+MAX_YAML_NODES = 10_000  # a run configuration has a few hundred; aliases may not expand past this
+
+
+def shorten(value: object, limit: int = MAX_SHOWN_INPUT) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so an error never echoes a large input."""
+    text = repr(value) if not isinstance(value, list | dict | tuple) else type(value).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _describe(error: ValidationError) -> str:
     lines = []
     for e in error.errors():
@@ -348,17 +366,55 @@ def _describe(error: ValidationError) -> str:
         if e["type"] == "extra_forbidden":
             lines.append(f"field '{field}': unknown key (check the spelling; see hipo/config.py for fields)")
         else:
-            lines.append(f"field '{field}': {e['msg']} (got {e.get('input')!r})")
+            lines.append(f"field '{field}': {e['msg']} (got {shorten(e.get('input'))})")
     return "invalid run configuration:\n  " + "\n  ".join(lines)
 
 
 class _YamlLoader(yaml.SafeLoader):
     """Safe YAML in which only true/false are booleans (as in YAML 1.2), so that ``sft.dataset=on`` and
-    ``mode: off`` stay the strings the config means; a boolean field still reads "on"/"off" itself."""
+    ``mode: off`` stay the strings the config means; a boolean field still reads "on"/"off" itself.
+    Dates stay strings (a field then names the wrong type), a key given twice in one mapping is refused
+    (the later one would silently win), and aliases may not expand past ``MAX_YAML_NODES`` nodes
+    (the "billion laughs")."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {shorten(key)} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key if isinstance(key, str) else id(key))
+        return super().construct_mapping(node, deep=deep)
+
+    def compose_document(self) -> yaml.Node | None:
+        root = super().compose_document()
+        sizes: dict[int, int] = {}
+
+        def size(node: yaml.Node) -> int:  # shared (aliased) nodes counted once per use, computed once
+            if id(node) not in sizes:
+                sizes[id(node)] = -1  # a recursive alias makes an endless structure: too big
+                children = (
+                    [c for pair in node.value for c in pair]
+                    if isinstance(node, yaml.MappingNode)
+                    else (node.value if isinstance(node, yaml.SequenceNode) else [])
+                )
+                sizes[id(node)] = min(1 + sum(size(c) for c in children), MAX_YAML_NODES + 1)
+            return sizes[id(node)] if sizes[id(node)] >= 0 else MAX_YAML_NODES + 1
+
+        if root is not None and size(root) > MAX_YAML_NODES:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"aliases expand past {MAX_YAML_NODES} values: refusing to expand them",
+                root.start_mark,
+            )
+        return root
 
 
 _YamlLoader.yaml_implicit_resolvers = {
-    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:bool"]
+    first: [r for r in resolvers if r[0] not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _YamlLoader.add_implicit_resolver(
@@ -368,7 +424,10 @@ _YamlLoader.add_implicit_resolver(
 
 def parse_yaml(text: str) -> Any:
     """``text`` as YAML, booleans only from true/false: how every run configuration is read."""
-    return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader subclass: as safe as safe_load
+    try:
+        return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader subclass: as safe as safe_load
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply") from None
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -386,12 +445,24 @@ def build_config(
     values: dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> RunConfig:
     """A validated config from nested values plus ``section.field=value`` overrides (values are YAML)."""
-    tree: dict[str, Any] = json.loads(json.dumps(values or {}))
+    try:
+        tree: dict[str, Any] = json.loads(json.dumps(values or {}))
+    except (TypeError, ValueError) as error:  # e.g. a YAML !!set or !!binary value
+        raise ConfigError(f"invalid run configuration: a value is not plain data ({error})") from None
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} must look like section.field=value, e.g. rl.omega=0.1")
-        _set_dotted(tree, key.strip(), parse_yaml(raw))
+            raise ConfigError(
+                f"override {shorten(item)} must look like section.field=value, e.g. rl.omega=0.1"
+            )
+        try:
+            value = json.loads(json.dumps(parse_yaml(raw)))
+        except (yaml.YAMLError, TypeError, ValueError) as error:
+            problem = _yaml_problem(error) if isinstance(error, yaml.YAMLError) else str(error)
+            raise ConfigError(
+                f"override {shorten(key.strip())}: the value is not valid YAML: {problem}"
+            ) from None
+        _set_dotted(tree, key.strip(), value)
     try:
         return RunConfig.model_validate(tree)
     except ValidationError as error:
@@ -406,11 +477,22 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 
 
+def _yaml_problem(error: yaml.YAMLError | UnicodeDecodeError) -> str:
+    """One line: what is wrong and where (PyYAML's own message spans several)."""
+    if isinstance(error, UnicodeDecodeError):
+        return f"not UTF-8 text (byte offset {error.start})"
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
+
+
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:
     try:
         values = parse_yaml(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{what} {path} is not valid YAML: {error}") from None
+        raise ConfigError(f"{what} {path} is not valid YAML: {_yaml_problem(error)}") from None
+    except OSError as error:
+        raise ConfigError(f"{what} {path} cannot be read: {error.strerror or error}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{what} {path} must hold a mapping of sections, got {type(values).__name__}")
     return values

@@ -111,6 +111,24 @@ def _local(uri: str) -> Path:
     return Path(uri.removeprefix("file://"))
 
 
+def local_dir(uri: str, what: str, s3: bool = False) -> str:
+    """``uri`` checked as an output folder before any work: refused when it is (or lies under) a file,
+    and, unless ``s3``, when it is a URI (the option writes local files only). Returns ``uri``."""
+    if uri.startswith("s3://") and s3:
+        split_s3(uri)
+        return uri
+    if "://" in uri and not uri.startswith("file://"):
+        supported = "a local folder or an s3:// prefix" if s3 else "a local folder only (copy it to S3 after)"
+        raise StorageError(f"{what} {uri!r}: this option takes {supported}")
+    path = Path(uri.removeprefix("file://")).expanduser()
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise StorageError(f"{what} {uri!r}: {folder} is a file, not a folder: choose another path")
+            break
+    return uri
+
+
 def read_bytes(uri: str) -> bytes:
     """The whole object at ``uri``."""
     if uri.startswith("s3://"):

@@ -9,12 +9,14 @@ from hipo.images import STEP_IMAGE
 # The image already holds hipo and kfp: nothing is pip-installed when a step starts.
 component = partial(dsl.component, base_image=STEP_IMAGE, install_kfp_package=False)
 
-# Training steps launch a TrainJob: the resources, env, volumes, node selector and tolerations set on
-# their task go to the job's pods, not to the launcher's own pod (env goes to both).
+# Training steps launch a TrainJob: the env, volumes, node selector and tolerations set on their task
+# go to the job's pods, not to the launcher's own pod (env goes to both). Resources stay on the
+# launcher's pod (apply_to_task): they are its own CPU and memory, which the launcher does not copy to
+# the job; the job's GPUs come from the run configuration, its CPU and memory from the runtime.
 training_component = partial(
     component,
     task_config_passthroughs=[
-        dsl.TaskConfigField.RESOURCES,
+        dsl.TaskConfigPassthrough(field=dsl.TaskConfigField.RESOURCES, apply_to_task=True),
         dsl.TaskConfigField.KUBERNETES_TOLERATIONS,
         dsl.TaskConfigField.KUBERNETES_NODE_SELECTOR,
         dsl.TaskConfigField.KUBERNETES_AFFINITY,

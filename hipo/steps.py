@@ -130,12 +130,13 @@ def validate_data(config_dir: str, dataset_dir: str, report_html: str) -> dict[s
 
 
 def _train(
-    stage: str, args: list[str], config: RunConfig, work_dir: Path, run_id: str, task_config: Any
+    stage: str, args: list[str], config: RunConfig, work_dir: Path, run_id: str, task_config: Any, task: str
 ) -> Path:
-    """Run ``hipo train <stage>`` where ``config.launch`` says; returns the final model directory."""
+    """Run ``hipo train <stage>`` where ``config.launch`` says; returns the final model directory.
+    ``task`` (the arm) keeps the cluster jobs of different arms apart."""
     from hipo.launch import run_training
 
-    return run_training(stage, args, config, work_dir, run_id, task_config)
+    return run_training(stage, args, config, work_dir, run_id, task_config, task=task)
 
 
 def _last_metrics(path: Path) -> dict[str, float]:
@@ -153,24 +154,33 @@ def sft(
 ) -> dict[str, float]:
     """Cold-start SFT of the base model on the ``dataset`` ("mix" or "on") Cold-Start set."""
     data = str(Path(dataset_dir) / dataset)
-    final = _train("sft", ["--data", data], read_config(config_dir), Path(model_dir), run_id, task_config)
+    config = read_config(config_dir)
+    final = _train("sft", ["--data", data], config, Path(model_dir), run_id, task_config, dataset)
     return _last_metrics(final / "metrics.jsonl")
 
 
 @records_failure("model_dir")
 def hipo_rl(
-    config_dir: str, policy_dir: str, algorithm: str, model_dir: str, run_id: str, task_config: Any = None
+    config_dir: str,
+    policy_dir: str,
+    algorithm: str,
+    model_dir: str,
+    run_id: str,
+    task_config: Any = None,
+    cold_start_set: str = "mix",
 ) -> dict[str, float]:
-    """RL from the cold-start policy with ``algorithm`` ("hipo" or "grpo"; "none" passes the policy
-    through, the Cold-Start rows of the comparison). Checkpoints stay in a ``work`` folder beside the
-    model, so a retried step resumes; the final policy is copied to ``model_dir``."""
+    """RL from the cold-start policy (trained on ``cold_start_set``) with ``algorithm`` ("hipo" or
+    "grpo"; "none" passes the policy through, the Cold-Start rows of the comparison). Checkpoints stay
+    in a ``work`` folder beside the model, so a retried step resumes; the final policy is copied to
+    ``model_dir``."""
     if algorithm == "none":
         shutil.copytree(policy_dir, model_dir, dirs_exist_ok=True)
         return {}
     config = read_config(config_dir)
     config = config.model_copy(update={"rl": config.rl.model_copy(update={"algorithm": algorithm})})
     work = Path(model_dir).parent / f"work-{algorithm}"
-    final = _train("rl", ["--policy", policy_dir], config, work, run_id, task_config)
+    arm = f"{cold_start_set}-{algorithm}"
+    final = _train("rl", ["--policy", policy_dir], config, work, run_id, task_config, arm)
     shutil.copytree(final, model_dir, dirs_exist_ok=True)
     return _last_metrics(work / "metrics.jsonl")
 

@@ -2,11 +2,13 @@
 (→ promote when the gate passes), inside an exit handler that writes a run summary.
 
 ``build_pipeline(None)`` is what ``hipo run`` executes with kfp.local; ``build_pipeline(settings)``
-adds what only a cluster understands (GPU requests, node selectors, tolerations, /dev/shm, Secrets)
-and is what ``hipo compile`` writes. Every user knob is a typed parameter whose default is the run
-configuration's (hipo.parameters).
+adds what only a cluster understands (each step's CPU and memory, Secrets, and for the training jobs
+GPU scheduling and /dev/shm) and is what ``hipo compile`` writes. GPUs per node are the run
+configuration's (``gpus_per_node``): the launcher asks for them on the job, never on a step's pod.
+Every user knob is a typed parameter whose default is the run configuration's (hipo.parameters).
 """
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +28,7 @@ from components import (
     sft,
     validate_data,
 )
+from hipo.launch.manifests import GPU_SCHEDULING_ENV
 from hipo.parameters import PARAMETERS
 from hipo.parameters import default as d
 
@@ -35,7 +38,13 @@ ARMS = ("hipo", "baseline", "all")  # main line only; + Cold-Start (on) as basel
 
 @dataclass(frozen=True)
 class ClusterSettings:
-    """Kubernetes settings applied only when compiling for a cluster (kfp.local ignores them)."""
+    """Kubernetes settings applied only when compiling for a cluster (kfp.local ignores them).
+
+    ``accelerator``, ``gpu_node_selector`` and ``gpu_tolerations`` schedule the training jobs' pods
+    on GPU nodes, and only jobs that request GPUs (``launch.gpus_per_node`` > 0): they travel to the
+    launcher in the training tasks' ``GPU_SCHEDULING_ENV``. ``step_requests`` / ``step_limits`` are
+    every step pod's own CPU and memory (a training step's pod only launches and watches its job).
+    """
 
     accelerator: str = "nvidia.com/gpu"
     gpu_node_selector: dict[str, str] = field(default_factory=lambda: {"nvidia.com/gpu.present": "true"})
@@ -44,6 +53,17 @@ class ClusterSettings:
     )
     image_pull_secrets: tuple[str, ...] = ()
     shm_size: str = "16Gi"
+    step_requests: dict[str, str] = field(default_factory=lambda: {"cpu": "1", "memory": "4Gi"})
+    step_limits: dict[str, str] = field(default_factory=lambda: {"cpu": "4", "memory": "16Gi"})
+
+    def gpu_scheduling(self) -> str:
+        """The ``GPU_SCHEDULING_ENV`` value: where a job's GPU pods go."""
+        scheduling = {
+            "resource": self.accelerator,
+            "nodeSelector": self.gpu_node_selector,
+            "tolerations": list(self.gpu_tolerations),
+        }
+        return json.dumps(scheduling, sort_keys=True)
 
 
 # The keys of the S3 Secret (manifests/base/pipeline/secrets.yaml), each set as the env var of its name.
@@ -65,7 +85,7 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
     """The pipeline function; with ``cluster`` the cluster-only settings are applied to its tasks."""
     from kfp import kubernetes
 
-    def on_cluster(task: dsl.PipelineTask, s3_secret: Any, api_key_secret: Any, gpus: Any) -> None:
+    def on_cluster(task: dsl.PipelineTask, s3_secret: Any, api_key_secret: Any, training: bool) -> None:
         if cluster is None:
             return
         kubernetes.use_secret_as_env(task, s3_secret, {key: key for key in S3_SECRET_KEYS})
@@ -74,13 +94,12 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
         )
         if cluster.image_pull_secrets:
             kubernetes.set_image_pull_secrets(task, list(cluster.image_pull_secrets))
-        if gpus is None:
-            return
-        task.set_accelerator_type(cluster.accelerator).set_accelerator_limit(gpus)
-        kubernetes.add_node_selector_json(task, cluster.gpu_node_selector)
-        for toleration in cluster.gpu_tolerations:
-            kubernetes.add_toleration(task, **toleration)
-        kubernetes.empty_dir_mount(task, "dshm", "/dev/shm", medium="Memory", size_limit=cluster.shm_size)
+        requests, limits = cluster.step_requests, cluster.step_limits
+        task.set_cpu_request(requests["cpu"]).set_memory_request(requests["memory"])
+        task.set_cpu_limit(limits["cpu"]).set_memory_limit(limits["memory"])
+        if training:  # the env and the volume go to the job (TaskConfig passthrough)
+            task.set_env_variable(GPU_SCHEDULING_ENV, cluster.gpu_scheduling())
+            kubernetes.empty_dir_mount(task, "dshm", "/dev/shm", medium="Memory", size_limit=cluster.shm_size)
 
     @dsl.pipeline(name=PIPELINE_NAME, description="HiPO: train an LLM to decide when to think")
     def hipo_pipeline(
@@ -124,9 +143,9 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
         values = {name: value for name, value in locals().items() if name in PARAMETERS}
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
 
-        def remote(task: dsl.PipelineTask, gpus: Any = None, cache: bool = False) -> dsl.PipelineTask:
+        def remote(task: dsl.PipelineTask, training: bool = False, cache: bool = False) -> dsl.PipelineTask:
             """Cluster settings, and caching only for the deterministic CPU steps."""
-            on_cluster(task, s3_secret, api_key_secret, gpus)
+            on_cluster(task, s3_secret, api_key_secret, training)
             return task.set_caching_options(cache)
 
         summary = remote(run_summary())
@@ -141,13 +160,17 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
             dataset = data.outputs["dataset"]
             checked = remote(validate_data(config=config, dataset=dataset), cache=True)
             sft_mix = remote(
-                sft(config=config, dataset=dataset, cold_start_set="mix", run_id=run_id), gpus_per_node
+                sft(config=config, dataset=dataset, cold_start_set="mix", run_id=run_id), training=True
             ).after(checked)
             rl = remote(
                 hipo_rl(
-                    config=config, policy=sft_mix.outputs["model"], algorithm=rl_algorithm, run_id=run_id
+                    config=config,
+                    policy=sft_mix.outputs["model"],
+                    cold_start_set="mix",
+                    algorithm=rl_algorithm,
+                    run_id=run_id,
                 ),
-                gpus_per_node,
+                training=True,
             )
             scores = remote(
                 evaluate(
@@ -175,20 +198,28 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
                 _retry(remote(promote(config=config, version=version.outputs["Output"])))
             with dsl.If(arms != "hipo", name="comparison-arms"):
                 sft_on = remote(
-                    sft(config=config, dataset=dataset, cold_start_set="on", run_id=run_id), gpus_per_node
+                    sft(config=config, dataset=dataset, cold_start_set="on", run_id=run_id), training=True
                 ).after(checked)
                 with dsl.If(arms == "all", name="five-arms"):
                     grpo_on = remote(
                         hipo_rl(
-                            config=config, policy=sft_on.outputs["model"], algorithm="grpo", run_id=run_id
+                            config=config,
+                            policy=sft_on.outputs["model"],
+                            cold_start_set="on",
+                            algorithm="grpo",
+                            run_id=run_id,
                         ),
-                        gpus_per_node,
+                        training=True,
                     )
                     grpo_mix = remote(
                         hipo_rl(
-                            config=config, policy=sft_mix.outputs["model"], algorithm="grpo", run_id=run_id
+                            config=config,
+                            policy=sft_mix.outputs["model"],
+                            cold_start_set="mix",
+                            algorithm="grpo",
+                            run_id=run_id,
                         ),
-                        gpus_per_node,
+                        training=True,
                     )
                     remote(
                         compare_arms(

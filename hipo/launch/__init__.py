@@ -1,14 +1,17 @@
 """The training launcher: one call that runs a training stage where ``config.launch`` says.
 
-``run_training(stage, cli_args, config, out_dir, run_id, task_config)`` runs ``hipo train STAGE`` with
-``cli_args`` (its options other than ``--config`` and ``--out``, e.g. ``["--data", path]``) and returns
-the local directory of the final model: ``out_dir`` for sft, ``out_dir/final`` for rl.
+``run_training(stage, cli_args, config, out_dir, run_id, task_config, task=...)`` runs ``hipo train
+STAGE`` with ``cli_args`` (its options other than ``--config`` and ``--out``, e.g. ``["--data", path]``)
+and returns the local directory of the final model: ``out_dir`` for sft, ``out_dir/final`` for rl.
 
 - ``local``: in this process, or under torchrun with ``launch.procs_per_node`` CPU processes.
 - ``trainjob`` / ``pytorchjob``: uploads the run configuration and any local ``--data``/``--policy``/
   ``--base`` input to ``launch.work_uri``, runs the job there (``hipo.launch.kube``), then downloads the
-  final model from ``{work_uri}/{job name}`` into ``out_dir``. The job name is derived from ``run_id``
-  and the stage, so a retried step re-attaches to its job instead of starting another.
+  final model from ``{work_uri}/{job name}`` into ``out_dir``. The job name is derived from ``run_id``,
+  the stage and ``task`` (the arm: cold-start set, RL algorithm), so each training task of a run has a
+  job of its own and a retried step re-attaches to its job instead of starting another. The job carries
+  a digest of its stage, task, configuration and inputs: a job of that name made for anything else is
+  an error, never reused.
 """
 
 from __future__ import annotations
@@ -22,7 +25,15 @@ from hipo.config import RunConfig
 from hipo.images import TRAIN_IMAGE
 from hipo.launch.kube import JOB_KINDS, JobRunner, LaunchError, StepCancelled, api_client, cancel_on_sigterm
 from hipo.launch.local import run_stage
-from hipo.launch.manifests import JobSpec, Stage, apply_task_config, job_name, pytorchjob, trainjob
+from hipo.launch.manifests import (
+    JobSpec,
+    Stage,
+    apply_task_config,
+    job_name,
+    pytorchjob,
+    task_digest,
+    trainjob,
+)
 
 __all__ = ["LaunchError", "StepCancelled", "job_spec", "run_training"]
 
@@ -40,11 +51,14 @@ def run_training(
     out_dir: str | Path,
     run_id: str,
     task_config: Any = None,
+    *,
+    task: str,
 ) -> Path:
     """Run ``hipo train STAGE`` per ``config.launch``; return the local final model directory.
 
     ``task_config``: the ``dsl.TaskConfig`` KFP passed to the calling component (cluster backends
-    merge its resources, env, volumes, node selector, tolerations and affinity into the job).
+    merge its env, volumes, node selector, tolerations and affinity into the job). ``task``: which
+    training task of the run this is (e.g. ``"mix"``, ``"on-grpo"``); it names the cluster job.
     """
     if stage not in ("sft", "rl"):
         raise LaunchError(f"unknown training stage {stage!r}: expected 'sft' or 'rl'")
@@ -52,7 +66,7 @@ def run_training(
     if config.launch.backend == "local":
         run_stage(stage, cli_args, config, out_dir)
     else:
-        _run_on_cluster(stage, cli_args, config, out_dir, run_id, task_config)
+        _run_on_cluster(stage, cli_args, config, out_dir, run_id, task_config, task)
     final = _final_dir(stage, out_dir)
     if not (final / "config.json").is_file():
         raise LaunchError(
@@ -61,11 +75,14 @@ def run_training(
     return final
 
 
-def job_spec(stage: Stage, entry_args: Sequence[str], config: RunConfig, run_id: str) -> JobSpec:
+def job_spec(
+    stage: Stage, entry_args: Sequence[str], config: RunConfig, run_id: str, task: str, digest: str = ""
+) -> JobSpec:
     """The job for ``stage`` as ``config.launch`` describes it (before any KFP TaskConfig)."""
     launch = config.launch
     return JobSpec(
-        name=job_name(stage, run_id),
+        name=job_name(stage, run_id, task),
+        digest=digest,
         namespace=launch.namespace,
         stage=stage,
         run_id=run_id,
@@ -99,7 +116,13 @@ def _stage_inputs(cli_args: Sequence[str], inputs_uri: str) -> list[str]:
 
 
 def _run_on_cluster(
-    stage: Stage, cli_args: Sequence[str], config: RunConfig, out_dir: Path, run_id: str, task_config: Any
+    stage: Stage,
+    cli_args: Sequence[str],
+    config: RunConfig,
+    out_dir: Path,
+    run_id: str,
+    task_config: Any,
+    task: str,
 ) -> None:
     launch = config.launch
     if not launch.work_uri.startswith("s3://"):
@@ -107,14 +130,15 @@ def _run_on_cluster(
             f"launch.backend={launch.backend} needs launch.work_uri, an s3:// prefix that both this step and "
             f"the training pods can reach (got {launch.work_uri!r})"
         )
-    name = job_name(stage, run_id)
+    name = job_name(stage, run_id, task)
+    # the inputs live under the digest: an attempt made for other inputs never overwrites these
+    digest = task_digest(stage, task, config.to_yaml(), cli_args)
     work = launch.work_uri.rstrip("/")
-    out_uri, inputs_uri = f"{work}/{name}", f"{work}/inputs/{name}"
+    out_uri, inputs_uri = f"{work}/{name}", f"{work}/inputs/{name}/{digest}"
     storage.write_bytes(f"{inputs_uri}/config.yaml", config.to_yaml().encode())
     entry = [stage, "--config-uri", f"{inputs_uri}/config.yaml", "--out-uri", out_uri, "--"]
-    spec = apply_task_config(
-        job_spec(stage, [*entry, *_stage_inputs(cli_args, inputs_uri)], config, run_id), task_config
-    )
+    entry_args = [*entry, *_stage_inputs(cli_args, inputs_uri)]
+    spec = apply_task_config(job_spec(stage, entry_args, config, run_id, task, digest), task_config)
     body = trainjob(spec) if launch.backend == "trainjob" else pytorchjob(spec)
     runner = JobRunner(api_client(), JOB_KINDS[launch.backend], launch.namespace, launch.deadline_s)
     with cancel_on_sigterm():

@@ -2,15 +2,18 @@
 
 The watch survives dropped connections (it resumes from the last resourceVersion it saw) and expired
 history (410 Gone: it lists the job again and watches from the list's resourceVersion). A deadline
-bounds the whole wait. When the step is cancelled (KFP sends SIGTERM; see ``cancel_on_sigterm``) or the
-deadline passes, the job is deleted so it does not hold GPUs. The watch is read in a daemon thread while
-the main thread waits on it in short steps, so a cancel or the deadline is acted on within a second
-even when no event comes. Only the API calls in ``hipo.launch.permissions.LAUNCHER_RULES`` are made.
+bounds the whole wait. When the deadline passes, or the user cancels (Ctrl-C, or a SIGTERM that
+``hipo.launch.run_state`` traces to a terminated run), the job is deleted so it does not hold GPUs; a
+SIGTERM from an eviction or a node drain leaves it running for the retried step to reattach to. The
+watch is read in a daemon thread while the main thread waits on it in short steps, so a cancel or the
+deadline is acted on within a second even when no event comes. Only the API calls in
+``hipo.launch.permissions.LAUNCHER_RULES`` are made.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import queue
 import signal
 import sys
@@ -22,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hipo.config import KubeEnv, kube_env
-from hipo.launch.manifests import JOB_LABEL, PYTORCH_CONTAINER, REPLICATED_JOB
+from hipo.launch.manifests import DIGEST_LABEL, JOB_LABEL, PYTORCH_CONTAINER, REPLICATED_JOB
+from hipo.launch.run_state import Stop, pod_namespace, why_stopped
 
 LOG_TAIL_LINES = 50
 MAX_EVENTS = 10
@@ -30,10 +34,28 @@ WATCH_TIMEOUT_S = 300  # server-side end of one watch request; the loop then res
 API_TIMEOUT_S = 30.0  # a short API call (create, get, list, delete, log) that takes longer has failed
 _RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 _POLL_S = 0.5  # how long the main thread waits for a watch event before it looks at cancel and deadline
+POD_CHECK_S = 15.0  # between watch events, how often the job's pods are looked at (image pulls)
+PULL_GRACE_S = 300.0  # how long a pod may wait on its image before the step fails
+# container waiting reasons that do not resolve themselves (ErrImagePull may: it gets the grace)
+_STUCK = (
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+)
 
 
 class LaunchError(RuntimeError):
     """A training job could not be created, failed, or ran out of time; the message says why."""
+
+
+class StuckPod(Exception):
+    """A pod of the job waits on something that will not come by itself (an image it cannot pull)."""
+
+    def __init__(self, pod: str, reason: str, message: str) -> None:
+        super().__init__(f"{pod}: {reason}: {message}")
+        self.pod, self.reason, self.message = pod, reason, message
 
 
 class StepCancelled(BaseException):
@@ -155,10 +177,18 @@ def _api_problem(error: Any, action: str) -> str:
         return f"{action} failed: {type(error).__name__}: {error}"
     reason = getattr(error, "reason", "") or ""
     body = getattr(error, "body", "") or ""
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        body = json.loads(body).get("message") or body  # the Status the API server sent: its message
     hint = {
         401: "the credentials were refused: refresh the kubeconfig or the service-account token",
-        403: "the service account lacks this permission: apply manifests/ (Role hipo-launcher)",
-        404: "the API is not served here: is Kubeflow Trainer (or the Training Operator) installed?",
+        403: "the step's service account lacks this permission: apply the Role hipo-launcher to this "
+        "namespace (kubectl apply -k manifests/overlays/profile for a Kubeflow profile namespace, "
+        "docs/deploy.md)",
+        404: "this API is not served: its CRD is not installed. Install Kubeflow Trainer v2 for "
+        "launch.backend=trainjob or the Training Operator v1 for pytorchjob (docs/deploy.md)",
+        422: "the request was refused as invalid: for a TrainJob the usual cause is a runtimeRef to a "
+        "ClusterTrainingRuntime that does not exist; install it (kubectl apply -k manifests/overlays/"
+        "<dev|prod>) or set launch.runtime to one that does (kubectl get clustertrainingruntimes)",
     }.get(getattr(error, "status", 0), "")
     return f"{action} failed: HTTP {getattr(error, 'status', '?')} {reason} {body}".strip() + (
         f" ({hint})" if hint else ""
@@ -177,9 +207,12 @@ class JobRunner:
         say: Callable[[str], None] = _say,
         watch_timeout_s: int = WATCH_TIMEOUT_S,
         api_timeout_s: float = API_TIMEOUT_S,
+        pull_grace_s: float = PULL_GRACE_S,
+        pod_check_s: float = POD_CHECK_S,
     ) -> None:
         from kubernetes import client
 
+        self.api = api
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self.host = api.configuration.host
@@ -187,8 +220,10 @@ class JobRunner:
         self.say, self.watch_timeout_s = say, watch_timeout_s
         self.api_timeout_s = api_timeout_s
         self._timeout = {"_request_timeout": (min(10.0, api_timeout_s), api_timeout_s)}
+        self.pull_grace_s, self.pod_check_s = pull_grace_s, pod_check_s
         self._last_phase: str | None = None
         self._last_pods: str | None = None
+        self._stuck_since: float | None = None
 
     def _ref(self) -> dict[str, str]:
         k = self.kind
@@ -211,10 +246,21 @@ class JobRunner:
         try:
             obj = self._create_or_attach(body, deadline)
             return self._wait(name, obj, deadline)
-        except (StepCancelled, KeyboardInterrupt):
-            self.say(f"{self.kind.kind} {name}: step cancelled, deleting the job")
+        except KeyboardInterrupt:
+            self.say(f"{self.kind.kind} {name}: step cancelled (interrupted), deleting the job")
             self.delete(name)
             raise
+        except StepCancelled:
+            self._stopped(name)
+            raise
+        except StuckPod as stuck:
+            self.delete(name)
+            raise LaunchError(
+                f"{self.kind.kind} {self.namespace}/{name}: pod {stuck.pod} cannot start ({stuck.reason}: "
+                f"{stuck.message}); the job was deleted. Check that the image exists and was pushed (make "
+                "images; docker push), that the nodes may pull it (imagePullSecrets: hipo compile "
+                "--image-pull-secret), and that the Secrets it reads exist in this namespace"
+            ) from None
         except TimeoutError:
             self.delete(name)
             raise LaunchError(
@@ -228,6 +274,19 @@ class JobRunner:
             ) from None
         except _no_answer() as error:
             raise self._unreachable(name, error) from None
+
+    def _stopped(self, name: str) -> None:
+        """SIGTERM: delete the job on a user's cancel only; an evicted or drained step leaves it running."""
+        stop, why = why_stopped(self.api, pod_namespace() or self.namespace)
+        if stop is Stop.CANCELLED:
+            self.say(f"{self.kind.kind} {name}: step cancelled ({why}), deleting the job")
+            self.delete(name)
+            return
+        self.say(
+            f"{self.kind.kind} {self.namespace}/{name}: the step got SIGTERM but {stop.value} ({why}): "
+            "the job keeps running and the retried step reattaches to it. To stop it, terminate the run "
+            f"in KFP or: kubectl delete {self.kind.plural} {name} -n {self.namespace}"
+        )
 
     def delete(self, name: str) -> None:
         """Delete the job and (foreground) its pods; a job that is already gone is fine."""
@@ -258,6 +317,7 @@ class JobRunner:
                     f"creating {self.kind.kind} {name}: {_api_problem(error, 'create')}"
                 ) from None
         existing = self.custom.get_namespaced_custom_object(**self._ref(), name=name, **self._timeout)
+        self._check_same_task(body, existing)
         state = job_state(existing)
         if state.phase != "Failed":
             self.say(f"{self.kind.kind} {name}: already exists ({state.phase}), attaching to it")
@@ -266,6 +326,19 @@ class JobRunner:
         self.delete(name)
         self._wait_gone(name, deadline)
         return self._create_or_attach(body, deadline)
+
+    def _check_same_task(self, body: dict[str, Any], existing: dict[str, Any]) -> None:
+        """Attach only to a job made for this very task (a retry of this step): same digest label."""
+        wanted = (body["metadata"].get("labels") or {}).get(DIGEST_LABEL)
+        found = (existing["metadata"].get("labels") or {}).get(DIGEST_LABEL)
+        if wanted != found:
+            name = body["metadata"]["name"]
+            raise LaunchError(
+                f"{self.kind.kind} {self.namespace}/{name} already exists but was made for another task "
+                f"or other inputs (its {DIGEST_LABEL} is {found!r}, this step's {wanted!r}); it is left "
+                f"alone. Delete it if it is stale (kubectl delete {self.kind.plural} {name} -n "
+                f"{self.namespace}) or start a new run"
+            )
 
     def _wait_gone(self, name: str, deadline: float) -> None:
         from kubernetes.client.rest import ApiException
@@ -311,8 +384,12 @@ class JobRunner:
                 timeout_seconds=window, _request_timeout=(10, window + 30),
             )  # fmt: skip
             try:
-                with contextlib.closing(_read_in_thread(stream, deadline)) as events:
+                with contextlib.closing(_read_in_thread(stream, deadline, self.pod_check_s)) as events:
                     for event in events:
+                        if event is None:  # no event for pod_check_s: look at the pods anyway
+                            if self._observe(name, obj):
+                                return obj
+                            continue
                         failures = 0
                         rv = event["raw_object"]["metadata"]["resourceVersion"]
                         if event["type"] == "DELETED":
@@ -348,7 +425,26 @@ class JobRunner:
             self._last_pods = counts
         if state.phase == "Failed":
             raise LaunchError(self._explain_failure(name, state, pods))
+        if state.phase != "Succeeded":
+            self._check_stuck(pods)
         return state.phase == "Succeeded"
+
+    def _check_stuck(self, pods: list[Any]) -> None:
+        """StuckPod once a pod has waited on an image (or a missing Secret) for ``pull_grace_s``."""
+        stuck = [
+            (pod.metadata.name, s.state.waiting)
+            for pod in pods
+            for s in pod.status.container_statuses or []
+            if s.state and s.state.waiting and s.state.waiting.reason in _STUCK
+        ]
+        if not stuck:
+            self._stuck_since = None
+            return
+        now = time.monotonic()
+        self._stuck_since = self._stuck_since or now
+        if now - self._stuck_since >= self.pull_grace_s:
+            pod, waiting = stuck[0]
+            raise StuckPod(pod, waiting.reason, waiting.message or "")
 
     def _pods(self, name: str) -> list[Any]:
         return self.core.list_namespaced_pod(
@@ -395,10 +491,13 @@ class JobRunner:
         return "\n".join(lines)
 
 
-def _read_in_thread(stream: Iterator[dict[str, Any]], deadline: float) -> Iterator[dict[str, Any]]:
-    """The events of ``stream``, read by a daemon thread; its errors are raised here. Meanwhile this
-    thread waits in ``_POLL_S`` steps: SIGTERM interrupts the wait, and a cancel whose raise was lost
-    (see ``cancel_on_sigterm``) or the deadline ends it without waiting for the next event. Once this
+def _read_in_thread(
+    stream: Iterator[dict[str, Any]], deadline: float, tick_s: float
+) -> Iterator[dict[str, Any] | None]:
+    """The events of ``stream``, read by a daemon thread; its errors are raised here; ``None`` after
+    ``tick_s`` without an event. Meanwhile this thread waits in ``_POLL_S`` steps: SIGTERM interrupts
+    the wait, and a cancel whose raise was lost (see ``cancel_on_sigterm``) or the deadline ends it
+    without waiting for the next event. Once this
     generator is closed the reader stops after its next event (the deletion of the job, on cancel and
     deadline) or at the end of the watch request."""
     items: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -416,6 +515,7 @@ def _read_in_thread(stream: Iterator[dict[str, Any]], deadline: float) -> Iterat
             items.put(("end", None))
 
     threading.Thread(target=read, name="kube-watch", daemon=True).start()
+    last = time.monotonic()
     try:
         while True:
             raise_if_cancelled()
@@ -425,7 +525,11 @@ def _read_in_thread(stream: Iterator[dict[str, Any]], deadline: float) -> Iterat
             try:
                 kind, item = items.get(timeout=min(_POLL_S, remaining))
             except queue.Empty:
+                if time.monotonic() - last >= tick_s:
+                    last = time.monotonic()
+                    yield None
                 continue
+            last = time.monotonic()
             if kind == "end":
                 return
             if kind == "error":

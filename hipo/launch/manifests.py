@@ -15,6 +15,7 @@ whole environments (``LaunchConfig.env_secrets``) must be declared by the runtim
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,12 @@ PYTORCH_CONTAINER = "pytorch"  # the container name the Training Operator requir
 PATCH_MANAGER = "hipo-pipelines.dev/launcher"
 JOB_LABEL = "hipo-pipelines.dev/job"
 RUN_LABEL = "hipo-pipelines.dev/run-id"
+DIGEST_LABEL = "hipo-pipelines.dev/task-digest"  # what the job was created to do; see task_digest()
 GPU_RESOURCE = "nvidia.com/gpu"
+# An env var the compiled pipeline sets on the training tasks: JSON {"resource", "nodeSelector",
+# "tolerations"} for GPU nodes. KFP passes it in the TaskConfig; the launcher applies it to a job only
+# when that job requests GPUs (a CPU-only job with a GPU node selector stays Pending).
+GPU_SCHEDULING_ENV = "HIPO_GPU_SCHEDULING"
 ENTRY_MODULE = "hipo.launch.entry"
 SHM_VOLUME = "dshm"
 _MAX_NAME = 40  # TrainJob → JobSet → Job → pod names and hostnames must stay within 63 characters
@@ -62,6 +68,7 @@ class JobSpec:
     runtime: str = "hipo-torch"
     nodes: int = 1
     gpus_per_node: int = 0
+    gpu_resource: str = GPU_RESOURCE
     procs_per_node: int = 1  # used where no GPUs are requested
     requests: Mapping[str, str] = field(default_factory=dict)  # cpu, memory, ... per node
     limits: Mapping[str, str] = field(default_factory=dict)
@@ -75,6 +82,7 @@ class JobSpec:
     affinity: dict[str, Any] | None = None
     service_account: str = ""
     deadline_s: int | None = None
+    digest: str = ""  # task_digest() of the stage, task, configuration and inputs
     extra_labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -101,6 +109,7 @@ class JobSpec:
             "app.kubernetes.io/component": f"train-{self.stage}",
             JOB_LABEL: self.name,
             RUN_LABEL: label_value(self.run_id),
+            **({DIGEST_LABEL: self.digest} if self.digest else {}),
             **self.extra_labels,
         }
 
@@ -114,17 +123,28 @@ def label_value(text: str) -> str:
     return f"{clean[:54].rstrip('-._')}-{digest}".lstrip("-")
 
 
-def job_name(stage: Stage, run_id: str) -> str:
-    """A deterministic job name per (stage, run): a retried step finds the job its first attempt made."""
-    slug = re.sub(r"[^a-z0-9]+", "-", run_id.lower()).strip("-")[:20].strip("-")
-    digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
-    return "-".join(part for part in ("hipo", stage, slug, digest) if part)
+def job_name(stage: Stage, run_id: str, task: str) -> str:
+    """A deterministic job name per (stage, task, run), e.g. ``hipo-rl-on-grpo-<run>-<hash>``: every
+    training task of a run (``task``: its arm, e.g. the cold-start set and RL algorithm) gets its own
+    job, and a retried step finds the job its first attempt made."""
+    task_slug = re.sub(r"[^a-z0-9]+", "-", task.lower()).strip("-")
+    digest = hashlib.sha256(f"{stage}\0{task}\0{run_id}".encode()).hexdigest()[:8]
+    head = "-".join(part for part in ("hipo", stage, task_slug) if part)[: _MAX_NAME - 10].strip("-")
+    room = _MAX_NAME - len(head) - len(digest) - 2
+    slug = re.sub(r"[^a-z0-9]+", "-", run_id.lower()).strip("-")[: max(room, 0)].strip("-")
+    return "-".join(part for part in (head, slug, digest) if part)
+
+
+def task_digest(stage: Stage, task: str, config_yaml: str, inputs: Sequence[str]) -> str:
+    """What a job is for, as a label value: two attempts of one task agree, any other task differs."""
+    text = "\0".join((stage, task, config_yaml, *inputs))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _resources(spec: JobSpec) -> dict[str, Any]:
     limits = dict(spec.limits)
     if spec.gpus_per_node:
-        limits[GPU_RESOURCE] = str(spec.gpus_per_node)
+        limits[spec.gpu_resource] = str(spec.gpus_per_node)
     return {k: v for k, v in (("requests", dict(spec.requests)), ("limits", limits)) if v}
 
 
@@ -245,11 +265,15 @@ def _by_key(items: Sequence[dict[str, Any]], extra: Sequence[dict[str, Any]], ke
 
 
 def apply_task_config(spec: JobSpec, task_config: Any) -> JobSpec:
-    """Merge what KFP passed through a ``dsl.TaskConfig`` (resources, env, volumes, node selector,
-    tolerations, affinity set on the launcher's task) into ``spec``; the task's values win.
+    """Merge what KFP passed through a ``dsl.TaskConfig`` (env, volumes, node selector, tolerations,
+    affinity) into ``spec``; the task's values win.
 
-    A GPU limit on the task (``set_accelerator_type/limit``) becomes the job's GPUs per node.
-    Accepts a ``kfp.dsl.TaskConfig`` or a dict with its field names.
+    The task's resources are not merged: they are the launcher pod's own CPU and memory (the pipeline
+    passes them through with ``apply_to_task``, so KFP puts them on that pod). GPUs per node come from
+    the run configuration (``launch.gpus_per_node``), CPU and memory per node from the training
+    runtime. The GPU scheduling of ``GPU_SCHEDULING_ENV`` (resource name, node selector, tolerations)
+    is applied only when the job requests GPUs. Accepts a ``kfp.dsl.TaskConfig`` or a dict with its
+    field names.
     """
     if task_config is None:
         return spec
@@ -261,32 +285,38 @@ def apply_task_config(spec: JobSpec, task_config: Any) -> JobSpec:
         return value or None
 
     changes: dict[str, Any] = {}
-    resources = get("resources") or {}
-    requests = {str(k): str(v) for k, v in (resources.get("requests") or {}).items()}
-    limits = {str(k): str(v) for k, v in (resources.get("limits") or {}).items()}
-    gpus = limits.pop(GPU_RESOURCE, None) or requests.pop(GPU_RESOURCE, None)
-    if gpus is not None:
-        try:
-            changes["gpus_per_node"] = int(gpus)
-        except ValueError:
-            raise ManifestError(f"task GPU limit {gpus!r} is not a whole number of GPUs") from None
-    if requests:
-        changes["requests"] = {**spec.requests, **requests}
-    if limits:
-        changes["limits"] = {**spec.limits, **limits}
-    if get("env"):
-        changes["env"] = _by_key(spec.env, get("env"), "name")
+    env = [e for e in get("env") or () if e.get("name") != GPU_SCHEDULING_ENV]
+    if env:
+        changes["env"] = _by_key(spec.env, env, "name")
     if get("volumes"):
         changes["volumes"] = _by_key(spec.volumes, get("volumes"), "name")
     if get("volume_mounts"):
         changes["volume_mounts"] = _by_key(spec.volume_mounts, get("volume_mounts"), "mountPath")
-    if get("node_selector"):
-        changes["node_selector"] = {**spec.node_selector, **get("node_selector")}
-    if get("tolerations"):
-        changes["tolerations"] = (
-            *spec.tolerations,
-            *(t for t in get("tolerations") if t not in spec.tolerations),
-        )
+    node_selector = dict(get("node_selector") or {})
+    tolerations = list(get("tolerations") or ())
+    scheduling = gpu_scheduling(get("env") or ())
+    if spec.gpus_per_node and scheduling:
+        changes["gpu_resource"] = scheduling.get("resource") or spec.gpu_resource
+        node_selector = {**scheduling.get("nodeSelector", {}), **node_selector}
+        tolerations = [*scheduling.get("tolerations", []), *tolerations]
+    if node_selector:
+        changes["node_selector"] = {**spec.node_selector, **node_selector}
+    if tolerations:
+        changes["tolerations"] = (*spec.tolerations, *(t for t in tolerations if t not in spec.tolerations))
     if get("affinity"):
         changes["affinity"] = get("affinity")
     return replace(spec, **changes)
+
+
+def gpu_scheduling(env: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The GPU scheduling the compiled pipeline put in ``GPU_SCHEDULING_ENV`` ({} where it is absent)."""
+    value = next((e.get("value") for e in env if e.get("name") == GPU_SCHEDULING_ENV), None)
+    if not value:
+        return {}
+    try:
+        scheduling = json.loads(value)
+    except ValueError:
+        raise ManifestError(f"{GPU_SCHEDULING_ENV} is not JSON: {value!r}") from None
+    if not isinstance(scheduling, dict):
+        raise ManifestError(f"{GPU_SCHEDULING_ENV} must be a JSON object, got {value!r}")
+    return scheduling

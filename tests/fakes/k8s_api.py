@@ -9,8 +9,14 @@ shapes for what the launcher touches:
   ``?watch=true``: newline-delimited ``{"type", "object"}`` events after ``resourceVersion`` over a
   chunked response that ends after ``timeoutSeconds``; BOOKMARK events when asked for; a version
   older than the compacted history gets an ``ERROR`` event holding a 410 ``Expired`` Status;
-- ``/api/v1/namespaces/<ns>/pods`` (``labelSelector`` with ``k=v`` terms), ``pods/<name>/log``
-  (``container``, ``tailLines``), ``events`` (``fieldSelector=involvedObject.name=``).
+- ``/api/v1/namespaces/<ns>/pods`` (``labelSelector`` with ``k=v`` terms), ``pods/<name>`` (get),
+  ``pods/<name>/log`` (``container``, ``tailLines``), ``events`` (``fieldSelector=involvedObject.name=``);
+- Argo ``workflows`` (what KFP runs a pipeline run as), created by the test with ``create``.
+
+Like the real server it can refuse: with ``grants`` (the (group, resource, verb) triples of the caller's
+Role) any other call is 403 ``Forbidden``; a resource not in ``served`` (its CRD not installed) is 404;
+with ``runtimes`` a TrainJob whose ``runtimeRef`` names another ClusterTrainingRuntime is denied by the
+Trainer's admission webhook (422 ``Invalid``, as Trainer v2.3.0's validator words it).
 
 Every request is recorded in ``calls`` as the RBAC verb, API group and resource the real server
 would authorise it against. Job lifecycles are scripted (``script``): a list of steps, each applied
@@ -37,7 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-KINDS = {"trainjobs": "TrainJob", "pytorchjobs": "PyTorchJob"}
+KINDS = {"trainjobs": "TrainJob", "pytorchjobs": "PyTorchJob", "workflows": "Workflow"}
 _CUSTOM = re.compile(r"^/apis/([^/]+)/([^/]+)/namespaces/([^/]+)/([^/]+)(?:/([^/]+))?$")
 _CORE = re.compile(r"^/api/v1/namespaces/([^/]+)/(pods|events)(?:/([^/]+))?(?:/(log))?$")
 
@@ -90,14 +96,25 @@ class _State:
 
 
 class FakeKubeAPI:
-    def __init__(self, token: str = "fake-token") -> None:
+    def __init__(
+        self,
+        token: str = "fake-token",
+        grants: set[tuple[str, str, str]] | None = None,
+        served: set[str] | None = None,
+        runtimes: set[str] | None = None,
+        user: str = "system:serviceaccount:team-a:default-editor",
+    ) -> None:
         self.token = token
+        self.grants, self.user = grants, user
+        self.served = set(KINDS) if served is None else served
+        self.runtimes = runtimes
         self.calls: list[Call] = []
         self.created: list[dict[str, Any]] = []  # bodies as the client sent them
         self.deletes: list[tuple[str, dict[str, Any]]] = []  # (name, DeleteOptions body)
         self._state = _State()
         self._changed = threading.Condition()
         self._scripts: dict[str, list[list[Step]]] = {}
+        self.default_script: list[Step] = []  # for a created job that no script() names
         self._faults: list[_Fault] = []
         self._stalls: list[tuple[str, str, float]] = []  # (method, resource, seconds)
         self._stopping = threading.Event()
@@ -180,9 +197,16 @@ class FakeKubeAPI:
             self._record("MODIFIED", key, obj)
 
     def add_pod(
-        self, key: JobKey, name: str, phase: str, log: str = "", exit_code: int | None = None
+        self,
+        key: JobKey,
+        name: str,
+        phase: str,
+        log: str = "",
+        exit_code: int | None = None,
+        waiting: tuple[str, str] | None = None,
     ) -> None:
-        """A pod of job ``key`` with the labels of the job's pod template and the controller's own."""
+        """A pod of job ``key`` with the labels of the job's pod template and the controller's own;
+        ``waiting``: the (reason, message) its container waits with (e.g. an image it cannot pull)."""
         with self._changed:
             job = self._state.objects[key]
             container = "node" if key[2] == "trainjobs" else "pytorch"
@@ -192,6 +216,8 @@ class FakeKubeAPI:
                 state = {
                     "terminated": {"exitCode": exit_code, "reason": "Error" if exit_code else "Completed"}
                 }
+            if waiting is not None:
+                state = {"waiting": {"reason": waiting[0], "message": waiting[1]}}
             pod = {
                 "apiVersion": "v1",
                 "kind": "Pod",
@@ -228,6 +254,22 @@ class FakeKubeAPI:
             self._state.pods[(key[1], name)] = pod
             self._state.logs[(key[1], name, container)] = log
             self._changed.notify_all()
+
+    def add_step_pod(self, namespace: str, name: str, labels: dict[str, str]) -> None:
+        """A pipeline step's own pod (what KFP and Argo create; the launcher reads its labels)."""
+        with self._changed:
+            self._state.pods[(namespace, name)] = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": labels,
+                    "uid": str(uuid.uuid4()),
+                },
+                "spec": {"containers": [{"name": "main", "image": "step"}]},
+                "status": {"phase": "Running"},
+            }
 
     def add_event(
         self, namespace: str, kind: str, name: str, reason: str, message: str, type_: str = "Warning"
@@ -291,6 +333,15 @@ class FakeKubeAPI:
             return 400, status(
                 400, "BadRequest", "the namespace of the object does not match the namespace of the URL"
             )
+        runtime = ((body.get("spec") or {}).get("runtimeRef") or {}).get("name")
+        if plural == "trainjobs" and self.runtimes is not None and runtime not in self.runtimes:
+            message = (
+                f'admission webhook "validator.trainjob.trainer.kubeflow.org" denied the request: '
+                f"spec.RuntimeRef: Invalid value: {runtime!r}: clustertrainingruntimes.trainer.kubeflow.org "
+                f'"{runtime}" not found: specified clusterTrainingRuntime must be created before the '
+                "TrainJob is created"
+            )
+            return 422, status(422, "Invalid", message)
         key = (group, ns, plural, name)
         with self._changed:
             if key in self._state.objects:
@@ -303,7 +354,7 @@ class FakeKubeAPI:
             self._state.objects[key] = obj
             self._record("ADDED", key, obj)
             created = copy.deepcopy(obj)
-        steps = self._scripts[name].pop(0) if self._scripts.get(name) else None
+        steps = self._scripts[name].pop(0) if self._scripts.get(name) else list(self.default_script)
         if steps:
             threading.Thread(target=self._run_script, args=(key, steps), daemon=True).start()
         return 201, created
@@ -376,6 +427,19 @@ def _handler(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
             self._send(401, status(401, "Unauthorized", "Unauthorized"))
             return False
 
+        def _allowed(self, call: Call, ns: str) -> bool:
+            """Record ``call``; False (after a 403 like the real authorizer's) when the Role lacks it."""
+            api.calls.append(call)
+            if api.grants is None or (call.group, call.resource, call.verb) in api.grants:
+                return True
+            resource = f"{call.resource}.{call.group}" if call.group else call.resource
+            message = (
+                f'{resource} is forbidden: User "{api.user}" cannot {call.verb} resource '
+                f'"{call.resource}" in API group "{call.group}" in the namespace "{ns}"'
+            )
+            self._send(403, status(403, "Forbidden", message))
+            return False
+
         def _route(self, method: str) -> None:
             if not self._authorised():
                 return
@@ -415,12 +479,17 @@ def _handler(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
             name: str | None,
             query: dict[str, str],
         ) -> None:
-            if plural not in KINDS:
-                self._send(404, status(404, "NotFound", f"the server could not find the resource {plural}"))
+            if plural not in KINDS or plural not in api.served:  # no CRD: the API group is not served
+                self._send(404, status(404, "NotFound", "the server could not find the requested resource"))
                 return
             key = (group, ns, plural, name or "")
+            watching = query.get("watch", "").lower() in ("true", "1")
+            verb = {"POST": "create", "DELETE": "delete"}.get(method) or (
+                "get" if name else "watch" if watching else "list"
+            )
+            if not self._allowed(Call(verb, group, plural, name or ""), ns):
+                return
             if method == "POST" and not name:
-                api.calls.append(Call("create", group, plural))
                 code, body = api.create(group, version, ns, plural, self._body())
                 self._send(code, body)
                 if code == 201:
@@ -428,11 +497,9 @@ def _handler(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
                         (group, ns, plural, body["metadata"]["name"]), body["metadata"]["resourceVersion"]
                     )
             elif method == "DELETE" and name:
-                api.calls.append(Call("delete", group, plural, name))
                 api.deletes.append((name, self._body()))
                 self._send(*api.delete(key))
             elif method == "GET" and name:
-                api.calls.append(Call("get", group, plural, name))
                 with api._changed:
                     obj = copy.deepcopy(api._state.objects.get(key))
                 if obj is None:
@@ -440,11 +507,9 @@ def _handler(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
                     return
                 self._send(200, obj)
                 api._delivered(key, obj["metadata"]["resourceVersion"])
-            elif method == "GET" and query.get("watch", "").lower() in ("true", "1"):
-                api.calls.append(Call("watch", group, plural))
+            elif method == "GET" and watching:
                 self._watch(group, ns, plural, query)
             elif method == "GET":
-                api.calls.append(Call("list", group, plural))
                 wanted = _selector(query.get("fieldSelector", "")).get("metadata.name")
                 with api._changed:
                     items = [
@@ -550,11 +615,19 @@ def _handler(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
             if method != "GET":
                 self._send(405, status(405, "MethodNotAllowed", f"{method} is not supported here"))
                 return
+            verb = "get" if name else "list"
+            if not self._allowed(Call(verb, "", f"{resource}/{sub}" if sub else resource, name or ""), ns):
+                return
             if resource == "pods" and name and sub == "log":
-                api.calls.append(Call("get", "", "pods/log", name))
                 self._log(ns, name, query)
-            elif resource == "pods" and not name:
-                api.calls.append(Call("list", "", "pods"))
+            elif resource == "pods" and name:
+                with api._changed:
+                    pod = copy.deepcopy(api._state.pods.get((ns, name)))
+                if pod is None:
+                    self._send(404, status(404, "NotFound", f'pods "{name}" not found'))
+                else:
+                    self._send(200, pod)
+            elif resource == "pods":
                 wanted = _selector(query.get("labelSelector", ""))
                 with api._changed:
                     items = [
@@ -572,7 +645,6 @@ def _handler(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
                     },
                 )
             elif resource == "events" and not name:
-                api.calls.append(Call("list", "", "events"))
                 wanted = _selector(query.get("fieldSelector", "")).get("involvedObject.name")
                 with api._changed:
                     items = [
@@ -582,7 +654,6 @@ def _handler(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
                     ]
                 self._send(200, {"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": items})
             else:
-                api.calls.append(Call("get", "", f"{resource}/{sub}" if sub else resource, name or ""))
                 self._send(404, status(404, "NotFound", f"the server could not find {self.path}"))
 
         def _log(self, ns: str, name: str, query: dict[str, str]) -> None:
@@ -640,6 +711,19 @@ def running(pods: int = 1, log: str = "step 1 loss 2.0\n") -> Step:
             created = _condition("Created", "PyTorchJobCreated", "PyTorchJob is created.")
             running_ = _condition("Running", "PyTorchJobRunning", "PyTorchJob is running.")
             api.set_job_status(key, {"conditions": [created, running_]})
+
+    return step
+
+
+def image_pull_fails(image: str = "ghcr.io/hipo-pipelines/hipo-train:missing") -> Step:
+    """The node pod cannot pull its image: Pending, its container waiting in ImagePullBackOff (the
+    TrainJob itself reports nothing: the controller only sees a pod that does not start)."""
+
+    def step(api: FakeKubeAPI, key: JobKey) -> None:
+        [pod] = _pod_names(key, 1)
+        message = f'Back-off pulling image "{image}": ErrImagePull: {image}: not found'
+        api.add_pod(key, pod, "Pending", waiting=("ImagePullBackOff", message))
+        api.add_event(key[1], "Pod", pod, "Failed", f'Failed to pull image "{image}": not found')
 
     return step
 

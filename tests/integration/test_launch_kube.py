@@ -12,7 +12,7 @@ import textwrap
 import time
 
 import pytest
-from fakes.k8s_api import FakeKubeAPI, failed, running, succeeded
+from fakes.k8s_api import FakeKubeAPI, failed, image_pull_fails, running, succeeded
 
 from hipo import storage
 from hipo.config import build_config
@@ -30,8 +30,9 @@ from hipo.launch.kube import (
     api_client,
     cancel_on_sigterm,
 )
-from hipo.launch.manifests import JobSpec, job_name, pytorchjob, trainjob
+from hipo.launch.manifests import DIGEST_LABEL, JobSpec, job_name, pytorchjob, trainjob
 from hipo.launch.permissions import LAUNCHER_RULES
+from hipo.launch.run_state import POD_NAME_ENV, WORKFLOW_LABEL, Stop, why_stopped
 from hipo.launch.validate import validate_pytorchjob, validate_trainer_object
 from hipo.tasks import get_task
 
@@ -95,8 +96,8 @@ def test_trainjob_runs_the_pod_entry_and_the_checkpoint_comes_back(
             code = repr(error)
         (succeeded() if code == 0 else failed("Error", f"the pod entry exited with {code}", ""))(api, key)
 
-    kube.script(job_name("sft", "run-1"), [running(pods=2), pods_train])
-    final = run_training("sft", ["--data", str(sft_data)], config, tmp_path / "model", "run-1")
+    kube.script(job_name("sft", "run-1", "mix"), [running(pods=2), pods_train])
+    final = run_training("sft", ["--data", str(sft_data)], config, tmp_path / "model", "run-1", task="mix")
 
     assert final == tmp_path / "model" and (final / "config.json").is_file()
     assert list(final.glob("*.safetensors")) and (final / "tokenizer_config.json").is_file()
@@ -106,7 +107,7 @@ def test_trainjob_runs_the_pod_entry_and_the_checkpoint_comes_back(
     assert storage.read_bytes(arg(body, "--config-uri")).decode() == config.to_yaml()
     assert arg(body, "--out-uri") == f"{s3_prefix}/{body['metadata']['name']}"
     err = capsys.readouterr().err
-    for line in ("created", "TrainJob hipo-sft-run-1-", ": Running", "pods 2 Running", ": Succeeded"):
+    for line in ("created", "TrainJob hipo-sft-mix-run-1-", ": Running", "pods 2 Running", ": Succeeded"):
         assert line in err, err
 
 
@@ -120,13 +121,66 @@ def test_pytorchjob_rl_collects_final_and_metrics(kube, s3_prefix, tmp_path, tin
         storage.upload_dir(tiny_model_dir, f"{out}/final")
         storage.write_bytes(f"{out}/metrics.jsonl", b'{"step": 1}\n')
 
-    kube.script(job_name("rl", "run-2"), [running(pods=2), succeeded(before=pods_train)])
-    final = run_training("rl", ["--policy", "s3://models/sft"], config, tmp_path / "rl", "run-2")
+    kube.script(job_name("rl", "run-2", "mix-hipo"), [running(pods=2), succeeded(before=pods_train)])
+    final = run_training(
+        "rl", ["--policy", "s3://models/sft"], config, tmp_path / "rl", "run-2", task="mix-hipo"
+    )
     assert final == tmp_path / "rl" / "final" and (final / "config.json").is_file()
     assert (tmp_path / "rl" / "metrics.jsonl").read_text() == '{"step": 1}\n'
     [body] = kube.created
     validate_pytorchjob(body)
     assert arg(body, "--policy") == "s3://models/sft" and len(body["spec"]["pytorchReplicaSpecs"]) == 2
+
+
+def leaves_a_model_naming_its_data(api, key):
+    """What the SFT pods leave under --out-uri: a model whose config.json names the data it read."""
+    body = api.job(key[2], key[3], key[1])
+    storage.write_bytes(
+        f"{arg(body, '--out-uri')}/config.json", json.dumps({"data": arg(body, "--data")}).encode()
+    )
+
+
+def test_the_arms_of_one_run_get_their_own_jobs_inputs_and_models(kube, s3_prefix, sft_data, tmp_path):
+    """Defect: sft-mix and sft-on shared one job name, so the second overwrote the first's inputs, got
+    a 409 and downloaded the first's model. Each arm now has its own job, inputs and model, and a
+    retry of one arm reattaches to that arm's job."""
+    config = build_config({"launch": {"backend": "trainjob", "namespace": NS, "work_uri": s3_prefix}})
+    kube.default_script = [succeeded(before=leaves_a_model_naming_its_data)]
+    models = {}
+    for arm in ("mix", "on"):
+        data = sft_data.parent / arm
+        models[arm] = run_training("sft", ["--data", str(data)], config, tmp_path / arm, "run-7", task=arm)
+    names = [body["metadata"]["name"] for body in kube.created]
+    assert len(set(names)) == 2 and all(arm in name for arm, name in zip(("mix", "on"), names, strict=True))
+    uris = [arg(body, "--data") for body in kube.created]
+    assert len(set(uris)) == 2
+    for arm, uri in zip(("mix", "on"), uris, strict=True):
+        assert json.loads((models[arm] / "config.json").read_text())["data"] == uri
+        uploaded = storage.read_bytes(f"{uri}/train.parquet")
+        assert uploaded == (sft_data.parent / arm / "train.parquet").read_bytes()
+
+    retried = run_training(
+        "sft", ["--data", str(sft_data.parent / "on")], config, tmp_path / "retry", "run-7", task="on"
+    )
+    assert len(kube.created) == 2, "the retry created a job instead of reattaching"
+    assert json.loads((retried / "config.json").read_text())["data"] == uris[1]
+
+
+def test_a_job_made_for_another_task_is_never_reused(kube, s3_prefix, sft_data, tmp_path):
+    from kubernetes import client
+
+    config = build_config({"launch": {"backend": "trainjob", "namespace": NS, "work_uri": s3_prefix}})
+    name = job_name("sft", "run-8", "mix")
+    kube.script(name, [running()])
+    squatter = body_for("trainjob", name)
+    squatter["metadata"]["labels"][DIGEST_LABEL] = "0123456789abcdef"
+    client.CustomObjectsApi(api_client()).create_namespaced_custom_object(
+        TRAINJOB.group, TRAINJOB.version, NS, TRAINJOB.plural, squatter
+    )
+    with pytest.raises(LaunchError, match=rf"{name} already exists but was made for another task"):
+        run_training("sft", ["--data", str(sft_data)], config, tmp_path / "m", "run-8", task="mix")
+    assert kube.job("trainjobs", name, NS) is not None and kube.deletes == []
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
 
 
 @pytest.mark.parametrize("kind", ["trainjob", "pytorchjob"])
@@ -168,8 +222,8 @@ def test_deadline_deletes_the_job(kube):
     assert kube.deletes == [("job-d", {"propagationPolicy": "Foreground"})]
 
 
-def test_sigterm_deletes_the_job_and_stops_the_step(kube, tmp_path):
-    kube.script("job-c", [running()])
+def sigterm_the_step(kube, tmp_path, name: str, env: dict[str, str]) -> tuple[int, str]:
+    """Run the launcher on ``name`` in a process of its own, SIGTERM it once it watches; (code, stderr)."""
     script = textwrap.dedent(
         """
         import json, sys
@@ -178,15 +232,15 @@ def test_sigterm_deletes_the_job_and_stops_the_step(kube, tmp_path):
             JobRunner(api_client(), TRAINJOB, sys.argv[2], 600).run(json.loads(sys.argv[1]))
         """
     )
-    env = {**os.environ, "KUBECONFIG": str(tmp_path / "kubeconfig")}
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "kubeconfig"), **env}
     step = subprocess.Popen(
-        [sys.executable, "-c", script, json.dumps(body_for("trainjob", "job-c")), NS],
+        [sys.executable, "-c", script, json.dumps(body_for("trainjob", name)), NS],
         env=env, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
 
         def watching():
-            job = kube.job("trainjobs", "job-c", NS)
+            job = kube.job("trainjobs", name, NS)
             return any(c.verb == "watch" for c in kube.calls) and bool(job and job.get("status"))
 
         assert kube.wait_for(watching, timeout=60), "the launcher never started watching"
@@ -194,8 +248,55 @@ def test_sigterm_deletes_the_job_and_stops_the_step(kube, tmp_path):
         _, err = step.communicate(timeout=60)
     finally:
         step.kill()
-    assert step.returncode != 0 and "step cancelled, deleting the job" in err and "StepCancelled" in err
+    return step.returncode, err
+
+
+def test_sigterm_outside_a_kfp_pod_deletes_the_job_and_stops_the_step(kube, tmp_path):
+    kube.script("job-c", [running()])
+    code, err = sigterm_the_step(kube, tmp_path, "job-c", {})
+    assert code != 0 and "step cancelled (not in a KFP step pod" in err and "StepCancelled" in err
     assert kube.job("trainjobs", "job-c", NS) is None and kube.deletes[0][0] == "job-c"
+
+
+def a_step_pod_of(kube, workflow: dict) -> dict[str, str]:
+    """The step's pod and its run's Argo workflow in the fake; the env KFP gives the step."""
+    kube.create("argoproj.io", "v1alpha1", NS, "workflows", workflow)
+    kube.add_step_pod(NS, "step-pod-1", {WORKFLOW_LABEL: workflow["metadata"]["name"]})
+    return {POD_NAME_ENV: "step-pod-1"}
+
+
+def workflow(name: str, **spec) -> dict:
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def test_an_evicted_step_keeps_its_training_job_for_the_retry(kube, tmp_path):
+    """Defect: any SIGTERM deleted the job, so a node drain killed a days-long training run."""
+    kube.script("job-e", [running()])
+    env = a_step_pod_of(kube, workflow("run-abc", entrypoint="main"))
+    code, err = sigterm_the_step(kube, tmp_path, "job-e", env)
+    assert code != 0 and "workflow run-abc is still running" in err and "the job keeps running" in err
+    assert kube.job("trainjobs", "job-e", NS) is not None and kube.deletes == []
+    lines: list[str] = []
+    kube.set_job_status((TRAINJOB.group, NS, TRAINJOB.plural, "job-e"), succeeded_status())
+    runner("trainjob", lines=lines).run(body_for("trainjob", "job-e"))  # the retried step
+    assert any("attaching" in line for line in lines) and len(kube.created) == 2  # workflow + job
+
+
+def succeeded_status() -> dict:
+    return {"conditions": [{"type": "Complete", "status": "True", "reason": "JobSetCompleted"}]}
+
+
+def test_a_run_terminated_by_its_user_deletes_the_training_job(kube, tmp_path):
+    kube.script("job-t", [running()])
+    env = a_step_pod_of(kube, workflow("run-def", entrypoint="main", activeDeadlineSeconds=0))
+    code, err = sigterm_the_step(kube, tmp_path, "job-t", env)
+    assert code != 0 and "step cancelled (workflow run-def was terminated), deleting the job" in err
+    assert kube.job("trainjobs", "job-t", NS) is None
 
 
 def test_a_sigterm_whose_raise_is_lost_in_a_finalizer_still_cancels(kube):
@@ -217,7 +318,7 @@ def test_a_sigterm_whose_raise_is_lost_in_a_finalizer_still_cancels(kube):
     lines: list[str] = []
     with pytest.raises(StepCancelled), cancel_on_sigterm():
         JobRunner(api_client(), TRAINJOB, NS, 20, say=say).run(body_for("trainjob", "job-l"))
-    assert any("step cancelled, deleting the job" in line for line in lines), lines
+    assert any("step cancelled" in line and "deleting the job" in line for line in lines), lines
     assert kube.job("trainjobs", "job-l", NS) is None and kube.deletes[0][0] == "job-l"
 
 
@@ -264,9 +365,9 @@ def test_a_retry_after_a_failed_attempt_replaces_the_job(kube):
     assert any("previous attempt failed" in line for line in lines) and len(kube.created) == 2
 
 
-def test_the_launcher_uses_exactly_the_granted_rbac_rules(kube):
-    """Every path (create, re-attach, replace, watch resume, 410, failure diagnosis, cancel) on both
-    kinds: no call outside LAUNCHER_RULES, and no granted verb left unused."""
+def test_the_launcher_uses_exactly_the_granted_rbac_rules(kube, monkeypatch):
+    """Every path (create, re-attach, replace, watch resume, 410, failure diagnosis, deadline, what a
+    SIGTERM looks up) on both kinds: no call outside LAUNCHER_RULES, and no granted verb left unused."""
     for kind in ("trainjob", "pytorchjob"):
         kube.script("rbac-1", [running(), failed("Failed", "bad", "log\n")])
         with pytest.raises(LaunchError):
@@ -277,6 +378,9 @@ def test_the_launcher_uses_exactly_the_granted_rbac_rules(kube):
         kube.script("rbac-2", [running()])
         with pytest.raises(LaunchError):
             runner(kind, deadline_s=1).run(body_for(kind, "rbac-2"))
+    monkeypatch.setenv(POD_NAME_ENV, "step-pod-1")
+    a_step_pod_of(kube, workflow("run-rbac"))
+    assert why_stopped(api_client(), NS)[0] is Stop.EVICTED  # what a SIGTERM looks up
     used = {(c.group, c.resource, c.verb) for c in kube.calls}
     granted = {(r.api_group, r.resource, v) for r in LAUNCHER_RULES for v in r.verbs}
     assert used - granted == set(), f"calls the Role does not grant: {sorted(used - granted)}"
@@ -284,3 +388,62 @@ def test_the_launcher_uses_exactly_the_granted_rbac_rules(kube):
         f"granted but never used (drop them from the Role): {sorted(granted - used)}"
     )
     assert PYTORCHJOB.plural in {c.resource for c in kube.calls}
+
+
+# ---------------------------------------------------------------- a cluster that is not ready for us
+
+
+def refusing_cluster(tmp_path, monkeypatch, **fake) -> FakeKubeAPI:
+    api = FakeKubeAPI(**fake).start()
+    monkeypatch.setenv("KUBECONFIG", str(api.write_kubeconfig(tmp_path / "kubeconfig", NS)))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    return api
+
+
+@pytest.mark.parametrize(
+    ("fake", "expected"),
+    [
+        (
+            {"runtimes": {"torch-distributed"}},
+            r"HTTP 422 .*\"hipo-torch\" not found.*install it .*launch\.runtime",
+        ),
+        ({"served": {"pytorchjobs"}}, r"HTTP 404 .*its CRD is not installed\. Install Kubeflow Trainer v2"),
+        (
+            {
+                "grants": {
+                    (r.api_group, r.resource, v) for r in LAUNCHER_RULES for v in r.verbs if v != "create"
+                }
+            },
+            r'HTTP 403 .*cannot create resource "trainjobs".*Role hipo-launcher.*overlays/profile',
+        ),
+    ],
+    ids=["missing-runtime", "no-trainer-crd", "forbidden"],
+)
+def test_a_cluster_that_refuses_the_job_ends_the_step_at_once_with_the_fix(
+    tmp_path, monkeypatch, fake, expected
+):
+    api = refusing_cluster(tmp_path, monkeypatch, **fake)
+    try:
+        started = time.monotonic()
+        with pytest.raises(LaunchError, match=expected):
+            runner("trainjob").run(body_for("trainjob", "job-n"))
+        assert time.monotonic() - started < 5
+        assert api.job("trainjobs", "job-n", NS) is None
+    finally:
+        api.stop()
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_step_within_the_grace(kube):
+    kube.script("job-i", [image_pull_fails()])
+    quick = JobRunner(api_client(), TRAINJOB, NS, 600, say=print, pull_grace_s=1, pod_check_s=0.2)
+    started = time.monotonic()
+    with pytest.raises(LaunchError) as raised:
+        quick.run(body_for("trainjob", "job-i"))
+    assert time.monotonic() - started < 10
+    message = str(raised.value)
+    assert (
+        "cannot start (ImagePullBackOff: Back-off pulling image" in message
+        and "hipo-train:missing" in message
+    )
+    assert "make images" in message and "the job was deleted" in message
+    assert kube.job("trainjobs", "job-i", NS) is None

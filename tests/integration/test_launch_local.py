@@ -28,26 +28,37 @@ def sft_data(tmp_path_factory):
 
 
 def test_sft_then_rl_in_process(sft_data, tmp_path):
-    sft = run_training("sft", ["--data", str(sft_data)], local(), tmp_path / "sft", "run-1")
+    sft = run_training("sft", ["--data", str(sft_data)], local(), tmp_path / "sft", "run-1", task="mix")
     assert sft == tmp_path / "sft" and (sft / "config.json").is_file() and (sft / "metrics.jsonl").is_file()
     config = local(rl=RL, rollout_sampling={"max_new_tokens": 16})
-    final = run_training("rl", ["--policy", str(sft)], config, tmp_path / "rl", "run-1")
+    final = run_training("rl", ["--policy", str(sft)], config, tmp_path / "rl", "run-1", task="mix-hipo")
     assert final == tmp_path / "rl" / "final" and (final / "config.json").is_file()
 
 
 def test_in_process_failure_names_the_exit_code(tmp_path, capsys):
     with pytest.raises(LaunchError, match=r"`hipo train sft .*` failed with exit code 2"):
-        run_training("sft", ["--data", str(tmp_path / "missing")], local(), tmp_path / "out", "run-1")
+        run_training(
+            "sft", ["--data", str(tmp_path / "missing")], local(), tmp_path / "out", "run-1", task="mix"
+        )
     assert "missing" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # about 2.5 minutes on 2 shared cores: two torchrun launches of two ranks each
 def test_torchrun_with_two_processes(sft_data, tmp_path, capfd):
-    out = run_training("sft", ["--data", str(sft_data)], local(procs=2), tmp_path / "sft", "run-1")
+    out = run_training(
+        "sft", ["--data", str(sft_data)], local(procs=2), tmp_path / "sft", "run-1", task="mix"
+    )
     assert (out / "config.json").is_file()
     assert '"world_size": 2' in capfd.readouterr().err  # rank 0's metrics, streamed from the child
     with pytest.raises(LaunchError) as caught:
-        run_training("sft", ["--data", str(tmp_path / "missing")], local(procs=2), tmp_path / "bad", "run-1")
+        run_training(
+            "sft",
+            ["--data", str(tmp_path / "missing")],
+            local(procs=2),
+            tmp_path / "bad",
+            "run-1",
+            task="mix",
+        )
     assert "torchrun with 2 processes exited with code" in str(caught.value)
     assert "missing" in str(caught.value).split("--- last")[1]  # the log tail carries the child's message
 

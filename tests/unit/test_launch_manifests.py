@@ -2,6 +2,7 @@
 check and the Kubernetes schema; KFP TaskConfig passthroughs land in the job."""
 
 import copy
+import json
 import re
 
 import pytest
@@ -12,6 +13,7 @@ from hipo.launch import job_spec
 from hipo.launch.manifests import (
     ENTRY_MODULE,
     GPU_RESOURCE,
+    GPU_SCHEDULING_ENV,
     JOB_LABEL,
     REPLICATED_JOB,
     RUN_LABEL,
@@ -44,16 +46,23 @@ ARGS = (
     "--data",
     "s3://b/d",
 )
+GPU_SCHEDULING = {
+    "resource": GPU_RESOURCE,
+    "nodeSelector": {"nvidia.com/gpu.present": "true"},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+}
 TASK_CONFIG = dsl.TaskConfig(
-    resources={"requests": {"cpu": "8", "memory": "64Gi"}, "limits": {"memory": "96Gi", GPU_RESOURCE: "4"}},
+    # the launcher pod's own resources (the pipeline applies them to the task): never the job's
+    resources={"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"cpu": "4", "memory": "16Gi"}},
     env=[
+        {"name": GPU_SCHEDULING_ENV, "value": json.dumps(GPU_SCHEDULING)},
         {"name": "HF_HOME", "value": "/cache"},
         {"name": "JUDGE_API_KEY", "valueFrom": {"secretKeyRef": {"name": "judge", "key": "api-key"}}},
     ],
     volumes=[{"name": "cache", "persistentVolumeClaim": {"claimName": "hf-cache"}}],
     volume_mounts=[{"name": "cache", "mountPath": "/cache"}],
     node_selector={"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
-    tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    tolerations=[{"key": "pool", "operator": "Equal", "value": "train", "effect": "NoSchedule"}],
     affinity={
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {
@@ -68,7 +77,7 @@ TASK_CONFIG = dsl.TaskConfig(
 
 def base_spec(**overrides):
     values = {
-        "name": job_name("sft", "run-7f3a"),
+        "name": job_name("sft", "run-7f3a", "mix"),
         "namespace": "team-a",
         "stage": "sft",
         "run_id": "run-7f3a",
@@ -84,7 +93,7 @@ SPECS = {
     "cpu-one-node": base_spec(),
     "cpu-procs": base_spec(procs_per_node=2, requests={"cpu": "2"}, shm_size="1Gi"),
     "gpu-multi-node": apply_task_config(
-        base_spec(nodes=4, env=(secret_env("AWS_ACCESS_KEY_ID", "s3", "id"),)), TASK_CONFIG
+        base_spec(nodes=4, gpus_per_node=4, env=(secret_env("AWS_ACCESS_KEY_ID", "s3", "id"),)), TASK_CONFIG
     ),
     "rl-plain-env": base_spec(stage="rl", env=(plain_env("HIPO_X", "1"),), deadline_s=None),
 }
@@ -144,10 +153,7 @@ def test_gpu_job_shape():
     spec = SPECS["gpu-multi-node"]
     trainer = trainjob(spec)["spec"]["trainer"]
     assert (trainer["numNodes"], trainer["numProcPerNode"]) == (4, 4)
-    assert trainer["resourcesPerNode"] == {
-        "requests": {"cpu": "8", "memory": "64Gi"},
-        "limits": {"memory": "96Gi", GPU_RESOURCE: "4"},
-    }
+    assert trainer["resourcesPerNode"] == {"limits": {GPU_RESOURCE: "4"}}  # CPU, memory: the runtime's
     container = pod_template(spec)["spec"]["containers"][0]
     assert container["resources"]["limits"][GPU_RESOURCE] == "4"
     assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
@@ -161,13 +167,13 @@ def test_gpu_job_shape():
 def test_task_config_reaches_the_job():
     spec = SPECS["gpu-multi-node"]
     assert spec.gpus_per_node == 4 and spec.procs == 4
-    assert spec.requests == {"cpu": "8", "memory": "64Gi"} and spec.limits == {"memory": "96Gi"}
+    assert spec.requests == {} and spec.limits == {}  # the task's resources stay the launcher's
     assert [e["name"] for e in spec.env] == ["AWS_ACCESS_KEY_ID", "HF_HOME", "JUDGE_API_KEY"]
     job = trainjob(spec)
     pod = job["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]
     pod_spec = pod["template"]["spec"]["template"]["spec"]
-    assert pod_spec["nodeSelector"] == TASK_CONFIG.node_selector
-    assert pod_spec["tolerations"] == TASK_CONFIG.tolerations
+    assert pod_spec["nodeSelector"] == {**GPU_SCHEDULING["nodeSelector"], **TASK_CONFIG.node_selector}
+    assert pod_spec["tolerations"] == [*GPU_SCHEDULING["tolerations"], *TASK_CONFIG.tolerations]
     assert pod_spec["affinity"] == TASK_CONFIG.affinity
     assert {"name": "cache", "persistentVolumeClaim": {"claimName": "hf-cache"}} in pod_spec["volumes"]
     assert pod_spec["containers"] == [
@@ -178,23 +184,39 @@ def test_task_config_reaches_the_job():
     ]
     env = {e["name"]: e for e in job["spec"]["trainer"]["env"]}
     assert env["JUDGE_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "judge", "key": "api-key"}
-    assert env["PYTHONUNBUFFERED"]["value"] == "1"
+    assert env["PYTHONUNBUFFERED"]["value"] == "1" and GPU_SCHEDULING_ENV not in env
     # a dict with TaskConfig's field names works too; the task's value replaces one of the same name
     again = apply_task_config(spec, {"env": [{"name": "HF_HOME", "value": "/other"}]})
     assert [e.get("value") for e in again.env if e["name"] == "HF_HOME"] == ["/other"]
     assert apply_task_config(spec, None) is spec
-    with pytest.raises(ManifestError, match="not a whole number of GPUs"):
-        apply_task_config(spec, {"resources": {"limits": {GPU_RESOURCE: "half"}}})
+    with pytest.raises(ManifestError, match=f"{GPU_SCHEDULING_ENV} is not JSON"):
+        apply_task_config(spec, {"env": [{"name": GPU_SCHEDULING_ENV, "value": "{gpu"}]})
+
+
+def test_a_cpu_only_job_gets_no_gpu_node_selector_toleration_or_limit():
+    """Defect: the GPU node selector and toleration were merged into every job, so with 0 GPUs the job
+    stayed Pending on a cluster without GPU nodes until its deadline."""
+    scheduling_only = {"env": [{"name": GPU_SCHEDULING_ENV, "value": json.dumps(GPU_SCHEDULING)}]}
+    cpu = trainjob(apply_task_config(base_spec(), scheduling_only))
+    pod = node_pod(cpu)["spec"]
+    assert "nodeSelector" not in pod and "tolerations" not in pod
+    assert "resourcesPerNode" not in cpu["spec"]["trainer"]
+    amd = {**GPU_SCHEDULING, "resource": "amd.com/gpu"}
+    gpu = apply_task_config(
+        base_spec(gpus_per_node=2), {"env": [{"name": GPU_SCHEDULING_ENV, "value": json.dumps(amd)}]}
+    )
+    assert trainjob(gpu)["spec"]["trainer"]["resourcesPerNode"] == {"limits": {"amd.com/gpu": "2"}}
+    assert node_pod(trainjob(gpu))["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
 
 
 def test_job_spec_from_the_run_configuration():
     cfg = {"launch": {"backend": "pytorchjob", "nodes": 2, "gpus_per_node": 8, "namespace": "ml"}}
-    spec = job_spec("rl", ARGS, build_config(cfg), "run-1")
+    spec = job_spec("rl", ARGS, build_config(cfg), "run-1", "mix-hipo")
     assert (spec.nodes, spec.procs, spec.namespace, spec.env_from_secrets) == (2, 8, "ml", ("hipo-s3",))
     assert spec.image.startswith("ghcr.io/hipo-pipelines/hipo-train:")
     container = pod_template(spec)["spec"]["containers"][0]
     assert container["envFrom"] == [{"secretRef": {"name": "hipo-s3"}}]
-    on_trainer = job_spec("rl", ARGS, build_config({"launch": {"backend": "trainjob"}}), "run-1")
+    on_trainer = job_spec("rl", ARGS, build_config({"launch": {"backend": "trainjob"}}), "run-1", "mix-hipo")
     assert on_trainer.env_from_secrets == ()  # the ClusterTrainingRuntime declares envFrom itself
     validate_trainer_object(trainjob(on_trainer))
 
@@ -208,8 +230,10 @@ def test_trainjob_refuses_env_from_it_cannot_express():
 
 def test_job_names_are_stable_valid_and_distinct():
     ids = ["run-7f3a", "RUN_7F3A", "a" * 200, "9f1c0d2e-5b6a-4c3d-8e7f-0123456789ab", "---"]
-    names = [job_name(stage, i) for stage in ("sft", "rl") for i in ids]
-    assert len(set(names)) == len(names) and job_name("sft", ids[0]) == names[0]
+    tasks = {"sft": ("mix", "on"), "rl": ("mix-hipo", "on-grpo", "mix-grpo")}
+    names = [job_name(stage, i, task) for stage in tasks for task in tasks[stage] for i in ids]
+    assert len(set(names)) == len(names) and job_name("sft", ids[0], "mix") == names[0]
+    assert job_name("rl", "run-7f3a", "on-grpo").startswith("hipo-rl-on-grpo-run-7f3a-")
     for name in names:
         assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 40, name
         base_spec(name=name)

@@ -48,23 +48,64 @@ def test_prepare_takes_every_configuration_parameter():
     assert names - set(PARAMETERS) == {"config_yaml", "config_overrides", "config", "prompts", "metrics"}
 
 
-def test_training_steps_request_gpus_on_gpu_nodes_with_shared_memory():
+def test_every_step_requests_and_limits_cpu_and_memory():
+    """Defect: no step had requests (BestEffort: evicted first, refused by a ResourceQuota)."""
+    spec, _ = _documents(COMPILED)
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        resources = executor["container"].get("resources", {})
+        for field in ("CpuRequest", "MemoryRequest", "CpuLimit", "MemoryLimit"):
+            assert resources.get(f"resource{field}"), f"{name}: no {field}"
+
+
+def _training(executors: dict) -> set[str]:
+    return {name for name in executors if name.startswith(("exec-sft", "exec-hipo-rl"))}
+
+
+def test_no_step_pod_takes_a_gpu_or_a_gpu_node_selector():
+    """The GPUs go to the training job, sized by the run configuration's gpus_per_node (an ordinary
+    input of prepare). An int channel as accelerator count is what the KFP driver drops (it reads
+    the parameter's string value), so no step declares an accelerator; no step pod waits for a GPU
+    node either."""
     spec, kube = _documents(COMPILED)
     executors = spec["deploymentSpec"]["executors"]
-    training = {name for name in executors if name.startswith(("exec-sft", "exec-hipo-rl"))}
-    assert len(training) == 5  # sft mix/on, hipo rl, grpo on/mix
+    assert len(_training(executors)) == 5  # sft mix/on, hipo rl, grpo on/mix
     for name, executor in executors.items():
-        accelerator = executor["container"].get("resources", {}).get("accelerator")
-        if name in training:
-            assert accelerator["resourceType"] == "nvidia.com/gpu"
-            assert "pipelinechannel--gpus_per_node" in accelerator["resourceCount"]
-            selector = kube[name]["nodeSelector"]["nodeSelectorJson"]["runtimeValue"]["constant"]
-            assert selector == {"nvidia.com/gpu.present": "true"}
-            assert kube[name]["tolerations"][0]["key"] == "nvidia.com/gpu"
+        assert "accelerator" not in executor["container"].get("resources", {}), name
+        assert "nodeSelector" not in kube.get(name, {}) and "tolerations" not in kube.get(name, {}), name
+        if name in _training(executors):
             assert kube[name]["emptyDirMounts"][0]["mountPath"] == "/dev/shm"
+
+
+def _driver_task_config(executor: dict) -> dict:
+    """The TaskConfig the KFP driver (>= 2.15) hands a training component: the container's env (ENV is
+    passed through) and no node selector or tolerations, since none are compiled for the task."""
+    return {"env": [dict(e) for e in executor["container"].get("env", [])]}
+
+
+def test_gpu_scheduling_reaches_gpu_jobs_only():
+    """Defect: the GPU node selector and toleration went to every TrainJob, so a CPU-only run stayed
+    Pending until its deadline."""
+    from hipo.config import build_config
+    from hipo.launch import job_spec
+    from hipo.launch.manifests import apply_task_config, trainjob
+
+    spec, _ = _documents(COMPILED)
+    executor = spec["deploymentSpec"]["executors"]["exec-sft"]
+    for gpus in (0, 8):
+        config = build_config({"launch": {"backend": "trainjob", "gpus_per_node": gpus}})
+        job = trainjob(
+            apply_task_config(job_spec("sft", ["sft"], config, "r", "mix"), _driver_task_config(executor))
+        )
+        [patch] = job["spec"]["runtimePatches"]
+        [replicated] = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
+        pod = replicated["template"]["spec"]["template"]["spec"]
+        if gpus:
+            assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+            assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
+            assert job["spec"]["trainer"]["resourcesPerNode"]["limits"] == {"nvidia.com/gpu": "8"}
         else:
-            assert accelerator is None, name
-            assert "nodeSelector" not in kube.get(name, {}), name
+            assert "nodeSelector" not in pod and "tolerations" not in pod
+            assert "resourcesPerNode" not in job["spec"]["trainer"]
 
 
 def test_secrets_are_referenced_by_name_and_no_value_is_compiled():

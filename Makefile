@@ -16,6 +16,7 @@ setup: $(VENV)/.installed
 
 # Headless Chromium renders the HTML reports in tests; installed from Debian where we may.
 browser:
+	@command -v chromium >/dev/null || echo "installing headless Chromium (apt-get, needs root) for the report screenshot tests"
 	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium not installed: the report screenshot tests will be skipped"
@@ -38,11 +39,11 @@ lock:
 	$(UV) pip compile pyproject.toml --extra dev --extra bench $(FIND_LINKS) --python-version 3.11 \
 		--no-header --no-annotate -o requirements.lock
 
-test: setup browser
+test: browser setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: setup browser
+test-all: browser setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup

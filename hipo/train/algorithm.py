@@ -81,10 +81,13 @@ def bias_adjust(
     r_off, _, _ = _centered_std(out, off)
     fire = on.any(-1, keepdim=True) & off.any(-1, keepdim=True)
     gap = r_on - r_off
+    # Means of equal rewards in another order differ in the last bits (a tie came out as -1e-17):
+    # both boundaries hold within a few rounding errors of the rewards' dtype.
+    tol = 16 * torch.finfo(out.dtype).eps * (1 + r_on.abs() + r_off.abs())
     if variant == "relative":
-        fire &= (gap >= 0) & (gap <= omega * r_on)
+        fire &= (gap >= -tol) & (gap <= omega * r_on + tol)
     elif variant == "absolute":
-        fire &= (gap >= 0) & (gap <= omega)
+        fire &= (gap >= -tol) & (gap <= omega + tol)
     bonus = torch.where(fire & off, omega * r_on, torch.zeros_like(r_on))
     return (out.double() + bonus).to(out.dtype)
 

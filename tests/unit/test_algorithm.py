@@ -67,6 +67,28 @@ def test_relative_fires_on_a_tie():
     close(out, [[1.2, 1.2, 1.26, 1.26]])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_relative_fires_on_a_tie_of_means_with_rounding(dtype):
+    # R_on = (1.2 + 0 + 0.2 + 1.2)/4 = 0.65 = R_off = (1.2 + 0.2 + 0.2 + 1.0)/4; in float64 the two
+    # sums round apart (R_on - R_off = -1.1e-16). The rule says R_on >= R_off: off += 0.5 * 0.65.
+    r = torch.tensor([[1.2, 0.0, 0.2, 1.2, 1.2, 0.2, 0.2, 1.0]], dtype=dtype)
+    out = bias_adjust(r, m([ON] * 4 + [OFF] * 4), "relative", omega=0.5)
+    expected = [[1.2, 0.0, 0.2, 1.2, 1.525, 0.525, 0.525, 1.325]]
+    assert torch.allclose(out, torch.tensor(expected, dtype=dtype), atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_absolute_fires_at_its_upper_boundary_with_rounding(dtype):
+    # R_on = (0 + 0 + 1.0 + 1.2)/4 = 0.55, R_off = (0 + 0 + 1 + 1)/4 = 0.5: gap 0.05 = omega exactly,
+    # computed as 0.05000000000000002 in float64. Off += 0.05 * 0.55 = 0.0275.
+    r = torch.tensor([[0.0, 0.0, 1.0, 1.2, 0.0, 0.0, 1.0, 1.0]], dtype=dtype)
+    out = bias_adjust(r, m([ON] * 4 + [OFF] * 4), "absolute", omega=0.05)
+    expected = [[0.0, 0.0, 1.0, 1.2, 0.0275, 0.0275, 1.0275, 1.0275]]
+    assert torch.allclose(out, torch.tensor(expected, dtype=dtype), atol=1e-6)
+    beyond = torch.tensor([[0.0, 0.0, 1.0, 1.2, 0.0, 0.0, 1.0, 0.99]], dtype=dtype)  # gap 0.0525
+    assert torch.equal(bias_adjust(beyond, m([ON] * 4 + [OFF] * 4), "absolute", omega=0.05), beyond)
+
+
 def test_relative_fires_when_off_is_nearly_as_good():
     # R_on = 1.2, R_off = (1.2·3 + 1.0)/4 = 1.15, gap 0.05 <= ω·R_on = 0.06 -> off += 0.06.
     out = bias_adjust(t([1.2, 1.2, 1.2, 1.2, 1.0]), m([ON, OFF, OFF, OFF, OFF]))

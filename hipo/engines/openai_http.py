@@ -7,7 +7,8 @@ server on another port still hits it); entries are written atomically as respons
 crashed run keeps what it finished and a rerun sends only the rest. Requests run on at most
 ``max_concurrency`` threads; 408/409/429/5xx, timeouts and connection errors are retried with
 exponential backoff and jitter (``Retry-After`` wins when sent, capped at 60 s); other statuses fail at
-once with an EngineError naming the endpoint, the status and the fix.
+once with an EngineError naming the endpoint, the status and the fix. An HTTP 200 whose body is cut
+short or is no chat completion (a proxy's error page) is retried like a 5xx.
 
 Forced modes: the system prompt names the mode. With ``prefill_mode=True`` the request also ends with
 an assistant message holding the prefill and asks the server to continue it (vLLM's
@@ -231,7 +232,12 @@ class OpenAIEngine:
         while True:
             wait_s: float | None = None
             try:
-                return self._client.chat.completions.create(**params, extra_body=extra_body)
+                response = self._client.chat.completions.create(**params, extra_body=extra_body)
+                if isinstance(getattr(response, "choices", None), list):
+                    return response
+                cause = "HTTP 200 with a body that is not a chat completion"
+            except ValueError:  # the client's json.loads of a truncated or non-JSON body
+                cause = "HTTP 200 with a truncated or non-JSON body"
             except openai.APIConnectionError as error:  # includes APITimeoutError
                 cause = (
                     "timeout" if isinstance(error, openai.APITimeoutError) else f"connection error ({error})"

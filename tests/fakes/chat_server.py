@@ -17,6 +17,8 @@ Injectable faults, each counted down per request in arrival order: ``rate_limit_
 ``Retry-After: retry_after``), ``server_error_first`` 500s, ``slow_first`` answers delayed by ``slow_s``
 (longer than a client timeout); ``unauthorized`` answers 401 always; ``fail_after`` answers 503 once
 that many requests have been answered. ``delay_s`` delays every answer (to observe concurrency).
+``garbage_first`` answers HTTP 200 with a body cut mid-JSON, ``not_json_first`` HTTP 200 with an HTML
+page; ``empty_content`` answers every request with an empty message (a teacher that says nothing).
 """
 
 from __future__ import annotations
@@ -82,8 +84,18 @@ class FakeChatServer:
         unauthorized: bool = False,
         fail_after: int | None = None,
         delay_s: float = 0.0,
+        garbage_first: int = 0,
+        not_json_first: int = 0,
+        empty_content: bool = False,
     ) -> None:
-        self.left = {"429": rate_limit_first, "500": server_error_first, "slow": slow_first}
+        self.left = {
+            "429": rate_limit_first,
+            "500": server_error_first,
+            "slow": slow_first,
+            "garbage": garbage_first,
+            "not_json": not_json_first,
+        }
+        self.empty_content = empty_content
         self.retry_after, self.slow_s, self.delay_s = retry_after, slow_s, delay_s
         self.unauthorized, self.fail_after = unauthorized, fail_after
         self.bodies: list[dict[str, Any]] = []  # every request received, in arrival order
@@ -122,7 +134,7 @@ class FakeChatServer:
             self.bodies.append(body)
             if self.unauthorized:
                 return "401"
-            for fault in ("429", "500", "slow"):
+            for fault in self.left:
                 if self.left[fault] > 0:
                     self.left[fault] -= 1
                     return fault
@@ -178,9 +190,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(429, "Rate limit reached", headers)
         elif decision in ("500", "503"):
             self._error(int(decision), "The server had an error while processing your request")
+        elif decision in ("garbage", "not_json"):
+            data = (
+                b'{"id": "chatcmpl-cut", "choices": [{"index": 0, "mess'
+                if decision == "garbage"
+                else (b"<html><body>502 Bad Gateway</body></html>")
+            )
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json" if decision == "garbage" else "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
         else:
             time.sleep(fake.slow_s if decision == "slow" else fake.delay_s)
-            content, finish = _answer(body)
+            content, finish = ("", "stop") if fake.empty_content else _answer(body)
             prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
             completion_tokens = len(content.split())
             self._send(

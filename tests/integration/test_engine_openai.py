@@ -98,6 +98,24 @@ def test_429_and_500_are_retried(chat_server_factory, fault):
         assert time.monotonic() - started >= 0.1  # Retry-After: 0.05, twice
 
 
+@pytest.mark.parametrize(
+    ("fault", "cause"),
+    [("garbage_first", "truncated or non-JSON body"), ("not_json_first", "not a chat completion")],
+)
+def test_http_200_with_an_unreadable_body_is_retried_then_named(chat_server_factory, fault, cause):
+    server = chat_server_factory(**{fault: 2})
+    engine = _engine(server)
+    (completion,) = engine.generate(PROMPTS[:1], 1, SAMPLING)[0]
+    assert template.parse(completion.text).answer == "5"
+    assert server.received == 3 and engine.usage.retries == 2 and engine.usage.requests == 1
+    always = chat_server_factory(**{fault: 10})
+    with pytest.raises(
+        EngineError, match=rf"{always.url}.*after 2 retries \(last: HTTP 200 with .*{cause}\)"
+    ):
+        _engine(always, max_retries=2).generate(PROMPTS[:1], 1, SAMPLING)
+    assert always.received == 3
+
+
 def test_timeouts_are_retried(chat_server_factory):
     server = chat_server_factory(slow_first=1, slow_s=1.0)
     engine = _engine(server, timeout_s=0.3)

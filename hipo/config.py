@@ -177,6 +177,9 @@ class SFTConfig(_Section):
     # 2,400 steps is where both cold starts' answers are right on every seed (0.999-1.000), so RL
     # starts from a sound policy (docs/results.md)
     steps: int = Field(2400, ge=1, le=MAX_STEPS)
+    # Think-on traces are learnt in far fewer steps than direct answers: a short run (the demo) can
+    # give the Cold-Start (on) baseline fewer steps and the mixed cold start more
+    steps_on: int = Field(0, ge=0, le=MAX_STEPS, description="the pipeline's Cold-Start (on) SFT; 0: steps")
     batch_size: int = Field(
         64, ge=1, le=65536, description="sequences per optimiser step, all ranks together"
     )

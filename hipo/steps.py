@@ -152,9 +152,13 @@ def _last_metrics(path: Path) -> dict[str, float]:
 def sft(
     config_dir: str, dataset_dir: str, dataset: str, model_dir: str, run_id: str, task_config: Any = None
 ) -> dict[str, float]:
-    """Cold-start SFT of the base model on the ``dataset`` ("mix" or "on") Cold-Start set."""
+    """Cold-start SFT of the base model on the ``dataset`` ("mix" or "on") Cold-Start set
+    (``sft.steps_on`` steps for "on" where set)."""
     data = str(Path(dataset_dir) / dataset)
     config = read_config(config_dir)
+    if dataset == "on" and config.sft.steps_on:
+        sft_on = config.sft.model_copy(update={"steps": config.sft.steps_on})
+        config = config.model_copy(update={"sft": sft_on})
     final = _train("sft", ["--data", data], config, Path(model_dir), run_id, task_config, dataset)
     return _last_metrics(final / "metrics.jsonl")
 

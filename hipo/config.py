@@ -264,7 +264,7 @@ class LaunchConfig(_Section):
     nodes: int = Field(1, ge=1)
     gpus_per_node: int = Field(0, ge=0)
     procs_per_node: int = Field(1, ge=1, description="processes per node where no GPUs are requested")
-    namespace: str = "kubeflow"
+    namespace: str = ""  # empty: the step pod's own (a Kubeflow profile's), else the kubeconfig context's
     image: str = ""  # empty: hipo.images.TRAIN_IMAGE
     runtime: str = "hipo-torch"  # the ClusterTrainingRuntime of manifests/
     service_account: str = "hipo-training"

@@ -10,3 +10,4 @@ from hipo import __version__
 REGISTRY = "ghcr.io/hipo-pipelines"
 STEP_IMAGE = f"{REGISTRY}/hipo-step-python:{__version__}"
 TRAIN_IMAGE = f"{REGISTRY}/hipo-train:{__version__}"
+IMAGE_UID = 1000  # both images' numeric user (USER in images/*.Dockerfile): runAsNonRoot needs a number

@@ -28,6 +28,7 @@ from components import (
     sft,
     validate_data,
 )
+from hipo.images import IMAGE_UID
 from hipo.launch.manifests import GPU_SCHEDULING_ENV
 from hipo.parameters import PARAMETERS
 from hipo.parameters import default as d
@@ -94,6 +95,11 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
         )
         if cluster.image_pull_secrets:
             kubernetes.set_image_pull_secrets(task, list(cluster.image_pull_secrets))
+        # Pod Security "restricted": KFP >= 2.16 adds no privilege escalation, no capabilities and the
+        # RuntimeDefault seccomp profile to every step container; the non-root user is ours to say
+        kubernetes.set_security_context(
+            task, run_as_user=IMAGE_UID, run_as_group=IMAGE_UID, run_as_non_root=True
+        )
         requests, limits = cluster.step_requests, cluster.step_limits
         task.set_cpu_request(requests["cpu"]).set_memory_request(requests["memory"])
         task.set_cpu_limit(limits["cpu"]).set_memory_limit(limits["memory"])

@@ -23,7 +23,15 @@ from typing import Any
 from hipo import storage
 from hipo.config import RunConfig
 from hipo.images import TRAIN_IMAGE
-from hipo.launch.kube import JOB_KINDS, JobRunner, LaunchError, StepCancelled, api_client, cancel_on_sigterm
+from hipo.launch.kube import (
+    JOB_KINDS,
+    JobRunner,
+    LaunchError,
+    StepCancelled,
+    api_client,
+    cancel_on_sigterm,
+    default_namespace,
+)
 from hipo.launch.local import run_stage
 from hipo.launch.manifests import (
     JobSpec,
@@ -83,7 +91,7 @@ def job_spec(
     return JobSpec(
         name=job_name(stage, run_id, task),
         digest=digest,
-        namespace=launch.namespace,
+        namespace=launch.namespace or default_namespace(),
         stage=stage,
         run_id=run_id,
         args=tuple(entry_args),
@@ -140,7 +148,7 @@ def _run_on_cluster(
     entry_args = [*entry, *_stage_inputs(cli_args, inputs_uri)]
     spec = apply_task_config(job_spec(stage, entry_args, config, run_id, task, digest), task_config)
     body = trainjob(spec) if launch.backend == "trainjob" else pytorchjob(spec)
-    runner = JobRunner(api_client(), JOB_KINDS[launch.backend], launch.namespace, launch.deadline_s)
+    runner = JobRunner(api_client(), JOB_KINDS[launch.backend], spec.namespace, launch.deadline_s)
     with cancel_on_sigterm():
         runner.run(body)
     if stage == "sft":

@@ -126,6 +126,27 @@ def api_client(env: KubeEnv | None = None) -> Any:
     return client.ApiClient(configuration)
 
 
+def default_namespace(env: KubeEnv | None = None) -> str:
+    """Where jobs go when ``launch.namespace`` is empty: in a pod, the pod's own namespace (with
+    multi-user Kubeflow, the profile namespace the step runs in); elsewhere the kubeconfig context's."""
+    from kubernetes import config
+
+    env = env or kube_env()
+    if env.in_cluster:
+        namespace = pod_namespace()
+        if not namespace:
+            raise LaunchError(
+                "running in a pod, but its service-account namespace file is missing: set "
+                "launch.namespace to the namespace the training jobs should run in"
+            )
+        return namespace
+    try:
+        _, active = config.list_kube_config_contexts(config_file=env.kubeconfig)
+    except (config.ConfigException, OSError):
+        return "default"
+    return (active.get("context") or {}).get("namespace") or "default"
+
+
 _sigterm = threading.Event()  # set by cancel_on_sigterm's handler, polled by raise_if_cancelled
 
 

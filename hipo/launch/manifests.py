@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from hipo.images import IMAGE_UID
 from hipo.launch.validate import PYTORCHJOB_API_VERSION, TRAINER_API_VERSION, ManifestError
 
 Stage = Literal["sft", "rl"]
@@ -37,6 +38,24 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_SCHEDULING_ENV = "HIPO_GPU_SCHEDULING"
 ENTRY_MODULE = "hipo.launch.entry"
 SHM_VOLUME = "dshm"
+# Pod Security "restricted" for the PyTorchJob pods (a TrainJob's come from its runtime): the image's
+# numeric user, no privilege escalation, no capabilities, the runtime's seccomp profile, a read-only
+# root filesystem with emptyDirs for what training writes (/tmp; $HOME: the Hugging Face and Triton caches)
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": IMAGE_UID,
+    "runAsGroup": IMAGE_UID,
+    "fsGroup": IMAGE_UID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+WRITABLE_DIRS = {"tmp": "/tmp", "home": "/home/hipo"}
+# Kubeflow profile namespaces inject Istio sidecars: they keep a finished pod running
+NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 _MAX_NAME = 40  # TrainJob → JobSet → Job → pod names and hostnames must stay within 63 characters
 
 
@@ -223,6 +242,8 @@ def trainjob(spec: JobSpec) -> dict[str, Any]:
 def pod_template(spec: JobSpec) -> dict[str, Any]:
     """The pod template of every PyTorchJob replica (container ``pytorch``, as the operator requires)."""
     volumes, mounts = _volumes(spec)
+    volumes += [{"name": name, "emptyDir": {}} for name in WRITABLE_DIRS]
+    mounts += [{"name": name, "mountPath": path} for name, path in WRITABLE_DIRS.items()]
     container: dict[str, Any] = {
         "name": PYTORCH_CONTAINER,
         "image": spec.image,
@@ -230,14 +251,20 @@ def pod_template(spec: JobSpec) -> dict[str, Any]:
         "args": ["-m", ENTRY_MODULE, *spec.args],
         "env": _env(spec),
         "volumeMounts": mounts,
+        "securityContext": CONTAINER_SECURITY,
     }
     if spec.env_from_secrets:
         container["envFrom"] = [{"secretRef": {"name": s}} for s in spec.env_from_secrets]
     resources = _resources(spec)
     if resources:
         container["resources"] = resources
-    pod = {"containers": [container], "volumes": volumes, **_scheduling(spec)}
-    return {"metadata": {"labels": spec.labels}, "spec": pod}
+    pod = {
+        "containers": [container],
+        "volumes": volumes,
+        "securityContext": POD_SECURITY,
+        **_scheduling(spec),
+    }
+    return {"metadata": {"labels": spec.labels, "annotations": NO_SIDECAR}, "spec": pod}
 
 
 def pytorchjob(spec: JobSpec) -> dict[str, Any]:

@@ -30,10 +30,10 @@ class Stop(Enum):
     UNKNOWN = "the run's state could not be read"
 
 
-def pod_namespace(path: Path = SERVICE_ACCOUNT_NAMESPACE) -> str | None:
+def pod_namespace(path: Path | None = None) -> str | None:
     """The namespace of the pod this runs in (its service account's), or None outside a pod."""
     try:
-        return path.read_text(encoding="utf-8").strip() or None
+        return (path or SERVICE_ACCOUNT_NAMESPACE).read_text(encoding="utf-8").strip() or None
     except OSError:
         return None
 

@@ -173,3 +173,89 @@ def validate_object(obj: dict[str, Any]) -> None:
         validate_pytorchjob(obj)
     else:
         validate_core_object(obj)
+
+
+# Pod Security Standards, "restricted" level (which includes "baseline"), as published at
+# kubernetes.io/docs/concepts/security/pod-security-standards for Kubernetes 1.33.
+_BASELINE_CAPABILITIES = {
+    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
+    "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+}  # fmt: skip
+_SAFE_SYSCTLS = {
+    "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+}  # fmt: skip
+_RESTRICTED_VOLUMES = {
+    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected",
+    "secret", "image",
+}  # fmt: skip
+_SELINUX_TYPES = {"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
+
+
+def _security_context_problems(where: str, context: dict[str, Any]) -> list[str]:
+    """The rules that apply alike to the pod's and to each container's securityContext."""
+    problems = []
+    if (context.get("windowsOptions") or {}).get("hostProcess"):
+        problems.append(f"{where}: windowsOptions.hostProcess")
+    if (context.get("seccompProfile") or {}).get("type") == "Unconfined":
+        problems.append(f"{where}: seccompProfile Unconfined")
+    if (context.get("appArmorProfile") or {}).get("type") not in (None, "RuntimeDefault", "Localhost"):
+        problems.append(f"{where}: appArmorProfile {context['appArmorProfile']['type']}")
+    selinux = context.get("seLinuxOptions") or {}
+    if selinux.get("type", "") not in _SELINUX_TYPES or selinux.get("user") or selinux.get("role"):
+        problems.append(f"{where}: seLinuxOptions {selinux}")
+    if context.get("runAsUser") == 0:
+        problems.append(f"{where}: runAsUser 0")
+    return problems
+
+
+def pod_security_problems(pod: dict[str, Any]) -> list[str]:
+    """What keeps pod spec ``pod`` from the Pod Security Standards' restricted level ([] when it
+    passes): baseline's host, privilege, capability, volume, port, AppArmor, SELinux, /proc, seccomp
+    and sysctl rules, then restricted's volume types, no privilege escalation, non-root, seccomp
+    RuntimeDefault or Localhost, and capabilities dropped to ALL (NET_BIND_SERVICE alone added)."""
+    problems = [f"spec.{key}" for key in ("hostNetwork", "hostPID", "hostIPC") if pod.get(key)]
+    pod_context = pod.get("securityContext") or {}
+    problems += _security_context_problems("spec.securityContext", pod_context)
+    problems += [
+        f"spec.securityContext.sysctls: {s.get('name')} is not a safe sysctl"
+        for s in pod_context.get("sysctls") or []
+        if s.get("name") not in _SAFE_SYSCTLS
+    ]
+    for volume in pod.get("volumes") or []:
+        types = set(volume) - {"name"}
+        if not types <= _RESTRICTED_VOLUMES:
+            problems.append(f"volume {volume.get('name')}: type {sorted(types - _RESTRICTED_VOLUMES)}")
+    pod_seccomp = (pod_context.get("seccompProfile") or {}).get("type")
+    kinds = ("initContainers", "containers", "ephemeralContainers")
+    containers = [c for kind in kinds for c in pod.get(kind) or []]
+    for container in containers:
+        where = f"container {container.get('name')}"
+        context = container.get("securityContext") or {}
+        problems += _security_context_problems(where, context)
+        if context.get("privileged"):
+            problems.append(f"{where}: privileged")
+        if context.get("procMount", "Default") != "Default":
+            problems.append(f"{where}: procMount {context['procMount']}")
+        if any(p.get("hostPort") for p in container.get("ports") or []):
+            problems.append(f"{where}: hostPort")
+        if context.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{where}: allowPrivilegeEscalation must be false")
+        non_root = context.get("runAsNonRoot", pod_context.get("runAsNonRoot"))
+        if non_root is not True:
+            problems.append(f"{where}: runAsNonRoot must be true (on the pod or the container)")
+        if context.get("runAsUser", pod_context.get("runAsUser")) == 0:
+            problems.append(f"{where}: runs as UID 0")
+        seccomp = (context.get("seccompProfile") or {}).get("type", pod_seccomp)
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{where}: seccompProfile must be RuntimeDefault or Localhost")
+        capabilities = context.get("capabilities") or {}
+        if "ALL" not in (capabilities.get("drop") or []):
+            problems.append(f"{where}: capabilities must drop ALL")
+        added = set(capabilities.get("add") or [])
+        if added - {"NET_BIND_SERVICE"}:
+            beyond = "baseline" if added - _BASELINE_CAPABILITIES else "restricted"
+            problems.append(f"{where}: adds capabilities {sorted(added)} ({beyond} forbids them)")
+    return problems

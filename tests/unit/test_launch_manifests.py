@@ -29,6 +29,7 @@ from hipo.launch.manifests import (
 )
 from hipo.launch.validate import (
     ManifestError,
+    pod_security_problems,
     unknown_keys,
     validate_core_object,
     validate_object,
@@ -144,6 +145,8 @@ def test_pytorchjob_and_each_pod_pass_strict_kubernetes_validation(key):
         }
         validate_core_object(pod)
         assert replica["template"]["metadata"]["labels"][RUN_LABEL] == "run-7f3a"
+        assert pod_security_problems(pod["spec"]) == [], role  # Pod Security "restricted"
+        assert replica["template"]["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
     workers = job["spec"]["pytorchReplicaSpecs"].get("Worker", {}).get("replicas", 0)
     assert 1 + workers == SPECS[key].nodes
     assert job["spec"]["nprocPerNode"] == str(SPECS[key].procs)
@@ -279,3 +282,36 @@ def test_strict_checks_name_what_is_wrong():
         validate_object(bad_spec)
     with pytest.raises(ManifestError, match=r"no Kubernetes 1\.33 schema"):
         validate_core_object({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}})
+
+
+def test_jobs_go_to_the_namespace_the_step_runs_in_unless_configured(tmp_path, monkeypatch):
+    """Defect: jobs went to namespace kubeflow, where a multi-user profile's steps may not create them."""
+    from hipo.config import KubeEnv
+    from hipo.launch import kube, run_state
+
+    account = tmp_path / "namespace"
+    account.write_text("team-b\n")
+    monkeypatch.setattr(run_state, "SERVICE_ACCOUNT_NAMESPACE", account)
+    monkeypatch.setattr(kube, "kube_env", lambda: KubeEnv(in_cluster=True, kubeconfig=None))
+    config = build_config({"launch": {"backend": "trainjob"}})
+    assert job_spec("sft", ARGS, config, "r", "mix").namespace == "team-b"
+    pinned = build_config({"launch": {"backend": "trainjob", "namespace": "ml"}})
+    assert job_spec("sft", ARGS, pinned, "r", "mix").namespace == "ml"
+    kubeconfig = tmp_path / "kubeconfig"
+    context = {"name": "c", "context": {"cluster": "k", "user": "u", "namespace": "team-c"}}
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [context],
+                "current-context": "c",
+            }
+        )
+    )
+    assert kube.default_namespace(KubeEnv(in_cluster=False, kubeconfig=str(kubeconfig))) == "team-c"
+    account.unlink()
+    with pytest.raises(kube.LaunchError, match=r"set launch\.namespace"):
+        kube.default_namespace(KubeEnv(in_cluster=True, kubeconfig=None))

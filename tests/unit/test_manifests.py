@@ -1,8 +1,10 @@
 """manifests/: the kustomize overlays render offline and every object is one the API server accepts.
 
 Core objects are checked against the strict Kubernetes schema, Trainer objects against the
-kubeflow-trainer-api models with unknown keys refused (hipo.launch.validate), and the install against
-the contracts the code relies on: the launcher's RBAC rules, LaunchConfig's names, hipo.images.
+kubeflow-trainer-api models with unknown keys refused (hipo.launch.validate), every pod against the
+Pod Security Standards' restricted level, and the install against the contracts the code relies on:
+the launcher's RBAC rules, LaunchConfig's names, hipo.images. The overlays render as an installer
+would: from a copy of manifests/ with each secrets env file written from its example.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,25 +25,37 @@ from hipo.config import LaunchConfig
 from hipo.images import STEP_IMAGE, TRAIN_IMAGE
 from hipo.launch.manifests import REPLICATED_JOB, SHM_VOLUME
 from hipo.launch.permissions import LAUNCHER_RULES
-from hipo.launch.validate import validate_core_object, validate_trainer_object
+from hipo.launch.validate import pod_security_problems, validate_core_object, validate_trainer_object
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
-OVERLAYS = ("dev", "prod")
+OVERLAYS = ("dev", "prod")  # the cluster installs; "profile" is a Kubeflow profile namespace's part
 SERVICES_NAMESPACE = "hipo"
-PLACEHOLDER = "REPLACE_ME"
-NOT_SECRET = {"POSTGRES_USER", "POSTGRES_DB"}  # names, not credentials
+STANDALONE_NAMESPACE = "kubeflow"  # standalone KFP's, where dev and prod install the pipeline's part
+PROFILE_NAMESPACE = "kubeflow-user-example-com"  # the example profile of overlays/profile
 WORKLOADS = {"Deployment", "StatefulSet", "Job"}  # pods that serve: Deployment and StatefulSet
+
+
+def _kustomize(directory: Path) -> subprocess.CompletedProcess[str]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not found: install Debian's kubernetes-client to render manifests offline")
+    return subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True, text=True)
+
+
+@functools.cache
+def installed_copy() -> Path:
+    """manifests/ copied, with every ``*.env`` written from its ``*.env.example`` (what an installer does)."""
+    copy = Path(tempfile.mkdtemp(prefix="hipo-manifests-")) / "manifests"
+    shutil.copytree(MANIFESTS, copy, ignore=shutil.ignore_patterns("*.env"))
+    for example in copy.rglob("*.env.example"):
+        example.with_suffix("").write_text(example.read_text())
+    return copy
 
 
 @functools.cache
 def render(overlay: str) -> tuple[dict[str, Any], ...]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl not found: install Debian's kubernetes-client to render manifests offline")
-    result = subprocess.run(
-        [kubectl, "kustomize", str(MANIFESTS / "overlays" / overlay)], capture_output=True, text=True
-    )
+    result = _kustomize(installed_copy() / "overlays" / overlay)
     assert result.returncode == 0, f"kubectl kustomize overlays/{overlay} failed:\n{result.stderr}"
     return tuple(obj for obj in yaml.safe_load_all(result.stdout) if obj)
 
@@ -81,22 +96,10 @@ def container_problems(kind: str, pod: dict[str, Any]) -> list[str]:
     return problems
 
 
-def secret_problems(secret: dict[str, Any]) -> list[str]:
-    """Values that look real: only placeholders, in-cluster URLs and the NOT_SECRET names may stay."""
-    problems = []
-    for key, value in {**secret.get("stringData", {}), **secret.get("data", {})}.items():
-        in_cluster_url = value.startswith("http://") and ".svc.cluster.local:" in value
-        if value != PLACEHOLDER and not in_cluster_url and key not in NOT_SECRET:
-            problems.append(f"{secret['metadata']['name']}.{key}")
-    return problems
-
-
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", [*OVERLAYS, "profile"])
 def test_every_core_object_passes_the_strict_schema(overlay):
     core = [o for o in render(overlay) if not o["apiVersion"].startswith("trainer.kubeflow.org/")]
-    assert {"Namespace", "Secret", "Role", "RoleBinding", "ServiceAccount", "Service", "Job"} <= {
-        o["kind"] for o in core
-    }
+    assert {"Secret", "Role", "RoleBinding", "ServiceAccount"} <= {o["kind"] for o in core}
     for obj in core:
         validate_core_object(obj)
 
@@ -110,7 +113,7 @@ def test_example_trainjob_passes_the_trainer_api_and_uses_the_runtime_and_image(
     job = yaml.safe_load((MANIFESTS / "examples" / "trainjob.yaml").read_text())
     validate_trainer_object(job)
     assert job["spec"]["runtimeRef"]["name"] == LaunchConfig().runtime
-    assert job["metadata"]["namespace"] == LaunchConfig().namespace
+    assert job["metadata"]["namespace"] == STANDALONE_NAMESPACE
     assert job["spec"]["trainer"]["image"] == TRAIN_IMAGE
 
 
@@ -156,14 +159,44 @@ def test_the_container_check_finds_a_server_without_limits_or_probes():
     ]
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_secrets_carry_placeholders_only(overlay):
+def test_no_secret_value_is_applied_from_the_repository():
+    """Defect: `kubectl apply -k` applied Secret templates holding REPLACE_ME over a cluster's real
+    Secrets. No Secret is in the manifests any more; the overlays generate them from git-ignored env
+    files, and a checkout without those files does not render at all."""
+    tracked = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "manifests"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert tracked and not [path for path in tracked if path.endswith(".env")]
+    for path in tracked:
+        if path.endswith(".yaml"):
+            docs = yaml.safe_load_all((ROOT / path).read_text())
+            kinds = {doc.get("kind") for doc in docs if isinstance(doc, dict)}
+            assert "Secret" not in kinds, f"{path} holds a Secret: generate it from an env file instead"
+    ignored = subprocess.run(
+        ["git", "-C", str(ROOT), "check-ignore", "-q", "manifests/secrets/pipeline/s3.env"], check=False
+    )
+    assert ignored.returncode == 0, "manifests/secrets/*/*.env must be git-ignored"
+    fresh = Path(tempfile.mkdtemp(prefix="hipo-fresh-")) / "manifests"
+    shutil.copytree(MANIFESTS, fresh, ignore=shutil.ignore_patterns("*.env"))
+    for overlay in (*OVERLAYS, "profile"):
+        result = _kustomize(fresh / "overlays" / overlay)
+        assert result.returncode != 0 and "s3.env" in result.stderr, overlay
+
+
+@pytest.mark.parametrize("overlay", [*OVERLAYS, "profile"])
+def test_secrets_hold_what_the_env_files_say(overlay):
+    import base64
+
     secrets = find(render(overlay), "Secret")
     assert {s["metadata"]["name"] for s in secrets} >= set(LaunchConfig().env_secrets) | {"hipo-judge"}
     for secret in secrets:
-        assert not secret_problems(secret)
-    real = {"metadata": {"name": "leak"}, "stringData": {"AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG"}}
-    assert secret_problems(real) == ["leak.AWS_SECRET_ACCESS_KEY"]
+        folder = "pipeline" if secret["metadata"]["name"] in ("hipo-s3", "hipo-judge") else "services"
+        env = (
+            installed_copy() / "secrets" / folder / f"{secret['metadata']['name'].removeprefix('hipo-')}.env"
+        )
+        lines = [line for line in env.read_text().splitlines() if line and not line.startswith("#")]
+        expected = dict(line.split("=", 1) for line in lines)
+        assert {k: base64.b64decode(v).decode() for k, v in secret["data"].items()} == expected
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -175,7 +208,7 @@ def test_secret_references_resolve_in_their_namespace(overlay):
         for s in find(objs, "Secret")
     }
     for _, obj, pod in pod_specs(objs):
-        namespace = obj["metadata"].get("namespace", LaunchConfig().namespace)  # the runtime: its jobs'
+        namespace = obj["metadata"].get("namespace", STANDALONE_NAMESPACE)  # the runtime: its jobs'
         for c in pod["containers"]:
             for source in c.get("envFrom", []):
                 assert (namespace, source["secretRef"]["name"]) in keys, (
@@ -187,8 +220,9 @@ def test_secret_references_resolve_in_their_namespace(overlay):
                     assert ref["key"] in keys[(namespace, ref["name"])], f"{obj['metadata']['name']}: {ref}"
 
 
-def test_role_grants_exactly_what_the_launcher_uses():
-    (role,) = find(render("prod"), "Role", "hipo-launcher")
+@pytest.mark.parametrize("overlay", ["prod", "profile"])
+def test_role_grants_exactly_what_the_launcher_uses(overlay):
+    (role,) = find(render(overlay), "Role", "hipo-launcher")
     granted = {
         (group, resource, verb)
         for rule in role["rules"]
@@ -202,9 +236,14 @@ def test_role_grants_exactly_what_the_launcher_uses():
     assert not any(rule.get("resourceNames") or rule.get("nonResourceURLs") for rule in role["rules"])
 
 
-def test_launcher_role_is_bound_to_the_pipeline_runner_in_the_launch_namespace():
-    objs = render("prod")
-    namespace = LaunchConfig().namespace
+@pytest.mark.parametrize(
+    ("overlay", "namespace", "account"),
+    [("prod", STANDALONE_NAMESPACE, "pipeline-runner"), ("profile", PROFILE_NAMESPACE, "default-editor")],
+)
+def test_launcher_role_is_bound_to_the_step_account_where_the_steps_run(overlay, namespace, account):
+    """Standalone KFP runs steps as pipeline-runner in kubeflow; multi-user KFP as the profile's
+    default-editor in the profile namespace (defect: only the first was shipped)."""
+    objs = render(overlay)
     (binding,) = find(objs, "RoleBinding", "hipo-launcher")
     assert binding["metadata"]["namespace"] == namespace
     assert binding["roleRef"] == {
@@ -212,16 +251,17 @@ def test_launcher_role_is_bound_to_the_pipeline_runner_in_the_launch_namespace()
         "kind": "Role",
         "name": "hipo-launcher",
     }
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": namespace}
-    ]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]
     (role,) = find(objs, "Role", "hipo-launcher")
     assert role["metadata"]["namespace"] == namespace
-    (account,) = find(objs, "ServiceAccount", LaunchConfig().service_account)
-    assert account["metadata"]["namespace"] == namespace
+    (training,) = find(objs, "ServiceAccount", LaunchConfig().service_account)
+    assert training["metadata"]["namespace"] == namespace
     assert not find(objs, "Namespace", namespace), (
         "KFP owns its namespace: deleting the install must not delete it"
     )
+    for name in ("hipo-s3", "hipo-judge"):
+        (secret,) = find(objs, "Secret", name)
+        assert secret["metadata"]["namespace"] == namespace
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -284,3 +324,60 @@ def test_prod_runs_training_on_gpu_nodes_and_dev_on_one_small_node():
     assert runtime("dev")["spec"]["mlPolicy"]["numNodes"] == 1
     assert _storage("dev") == {"minio-data": "5Gi", "postgres-data": "1Gi"}
     assert _storage("prod") == {"minio-data": "1Ti", "postgres-data": "50Gi"}
+
+
+def test_the_profile_overlay_is_namespaced_only():
+    """What a profile namespace needs and nothing cluster-wide (the services and runtime are the
+    admin's, installed once with dev or prod)."""
+    objs = render("profile")
+    assert {o["kind"] for o in objs} == {"Role", "RoleBinding", "ServiceAccount", "Secret"}
+    assert {o["metadata"]["namespace"] for o in objs} == {PROFILE_NAMESPACE}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_meets_the_restricted_pod_security_standard(overlay):
+    """Defect: no workload set allowPrivilegeEscalation false, dropped capabilities or a seccomp
+    profile, so a namespace enforcing "restricted" refused every pod."""
+    for kind, obj, pod in pod_specs(render(overlay)):
+        assert pod_security_problems(pod) == [], f"{kind} {obj['metadata']['name']}"
+        for container in pod["containers"]:
+            if container["name"] != "minio":  # MinIO may write under $HOME (see minio.yaml)
+                assert container["securityContext"]["readOnlyRootFilesystem"] is True, container["name"]
+
+
+def test_the_pod_security_check_finds_what_each_rule_forbids():
+    bad = {
+        "hostNetwork": True,
+        "securityContext": {"sysctls": [{"name": "kernel.msgmax", "value": "1"}]},
+        "volumes": [{"name": "host", "hostPath": {"path": "/"}}],
+        "containers": [
+            {
+                "name": "c",
+                "ports": [{"containerPort": 80, "hostPort": 80}],
+                "securityContext": {
+                    "privileged": True,
+                    "runAsUser": 0,
+                    "capabilities": {"add": ["SYS_ADMIN"]},
+                    "seccompProfile": {"type": "Unconfined"},
+                },
+            }
+        ],
+    }
+    problems = "\n".join(pod_security_problems(bad))
+    for expected in (
+        "spec.hostNetwork", "kernel.msgmax is not a safe sysctl", "volume host: type ['hostPath']",
+        "container c: privileged", "container c: hostPort", "allowPrivilegeEscalation must be false",
+        "runAsNonRoot must be true", "runs as UID 0", "seccompProfile Unconfined", "must drop ALL",
+        "adds capabilities ['SYS_ADMIN'] (baseline forbids them)",
+    ):  # fmt: skip
+        assert expected in problems, expected
+    good = {
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [
+            {
+                "name": "c",
+                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+            }
+        ],
+    }
+    assert pod_security_problems(good) == []

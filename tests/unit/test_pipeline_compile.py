@@ -57,6 +57,18 @@ def test_every_step_requests_and_limits_cpu_and_memory():
             assert resources.get(f"resource{field}"), f"{name}: no {field}"
 
 
+def test_every_step_runs_as_the_images_non_root_user():
+    """Pod Security "restricted" for step pods: KFP >= 2.16 adds the container defaults (no privilege
+    escalation, capabilities dropped, RuntimeDefault seccomp); the non-root user comes from here."""
+    spec, kube = _documents(COMPILED)
+    for name in spec["deploymentSpec"]["executors"]:
+        assert kube[name]["securityContext"] == {
+            "runAsUser": "1000",
+            "runAsGroup": "1000",
+            "runAsNonRoot": True,
+        }
+
+
 def _training(executors: dict) -> set[str]:
     return {name for name in executors if name.startswith(("exec-sft", "exec-hipo-rl"))}
 

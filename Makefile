@@ -62,11 +62,13 @@ image_ref = $(shell PYTHONPATH=. $(PY) -c 'import hipo.images as i; print(i.$(1)
 IMAGE_VERSION = $(shell PYTHONPATH=. $(PY) -c 'import hipo; print(hipo.__version__)')
 IMAGE_REVISION = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 IMAGE_ARGS = --build-arg VERSION=$(IMAGE_VERSION) --build-arg REVISION=$(IMAGE_REVISION)
+# an immutable second tag, git-<commit> (hipo.images.at_commit), where the commit is known
+commit_tag = $(if $(filter-out unknown,$(IMAGE_REVISION)),-t $(shell PYTHONPATH=. $(PY) -c 'import hipo.images as i; print(i.at_commit(i.$(1), "$(IMAGE_REVISION)"))'))
 
 images:
 	@docker info >/dev/null 2>&1 || { echo "make images: no Docker engine reachable (docker info failed$${DOCKER_HOST:+ at DOCKER_HOST=$$DOCKER_HOST}). Start one (dockerd, Docker Desktop, colima) or point DOCKER_HOST at one, then run make images again." >&2; exit 1; }
-	docker build -f images/step.Dockerfile -t $(call image_ref,STEP_IMAGE) $(IMAGE_ARGS) .
-	docker build -f images/train.Dockerfile -t $(call image_ref,TRAIN_IMAGE) $(IMAGE_ARGS) .
+	docker build -f images/step.Dockerfile -t $(call image_ref,STEP_IMAGE) $(call commit_tag,STEP_IMAGE) $(IMAGE_ARGS) .
+	docker build -f images/train.Dockerfile -t $(call image_ref,TRAIN_IMAGE) $(call commit_tag,TRAIN_IMAGE) $(IMAGE_ARGS) .
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs

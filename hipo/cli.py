@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from hipo.config import ConfigError, RunConfig, load_config
 from hipo.storage import local_dir
@@ -97,6 +97,9 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     settings = {"accelerator": args.accelerator, "image_pull_secrets": tuple(args.image_pull_secret)}
     if args.gpu_node_selector:
         settings["gpu_node_selector"] = selector
+    for kind in ("step", "train"):
+        if getattr(args, f"{kind}_image"):
+            settings[f"{kind}_image"] = getattr(args, f"{kind}_image")
     print(f"compiled {compile_pipeline(args.out, **settings)}")
     return 0
 
@@ -120,7 +123,30 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accelerator", default="nvidia.com/gpu", help="GPU resource name of the training steps")
     p.add_argument("--gpu-node-selector", action="append", default=[], metavar="KEY=VALUE", help="repeatable")
     p.add_argument("--image-pull-secret", action="append", default=[], help="repeatable")
+    for kind in ("step", "train"):
+        p.add_argument(
+            f"--{kind}-image-digest",
+            dest=f"{kind}_image",
+            type=_pinned_image(kind),
+            metavar="sha256:DIGEST",
+            help=f"pin the {kind} image to this digest (as `docker push` printed it); default: the tag",
+        )
     p.set_defaults(func=_cmd_compile)
+
+
+def _pinned_image(kind: str) -> Callable[[str], str]:
+    """argparse type: a digest of the ``kind`` image → that image pinned by digest."""
+    from hipo import images
+
+    image = images.STEP_IMAGE if kind == "step" else images.TRAIN_IMAGE
+
+    def parse(digest: str) -> str:
+        try:
+            return images.pinned(image, digest)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
 
 
 def _cmd_data_generate(args: argparse.Namespace) -> int:

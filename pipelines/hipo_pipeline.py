@@ -28,8 +28,8 @@ from components import (
     sft,
     validate_data,
 )
-from hipo.images import IMAGE_UID
-from hipo.launch.manifests import GPU_SCHEDULING_ENV
+from hipo.images import IMAGE_UID, STEP_IMAGE, TRAIN_IMAGE
+from hipo.launch.manifests import GPU_SCHEDULING_ENV, TRAIN_IMAGE_ENV
 from hipo.parameters import PARAMETERS
 from hipo.parameters import default as d
 
@@ -54,6 +54,8 @@ class ClusterSettings:
     )
     image_pull_secrets: tuple[str, ...] = ()
     shm_size: str = "16Gi"
+    step_image: str = STEP_IMAGE  # hipo.images.pinned(STEP_IMAGE, digest) pins it
+    train_image: str = TRAIN_IMAGE
     step_requests: dict[str, str] = field(default_factory=lambda: {"cpu": "1", "memory": "4Gi"})
     step_limits: dict[str, str] = field(default_factory=lambda: {"cpu": "4", "memory": "16Gi"})
 
@@ -100,11 +102,17 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
         kubernetes.set_security_context(
             task, run_as_user=IMAGE_UID, run_as_group=IMAGE_UID, run_as_non_root=True
         )
+        if cluster.step_image != STEP_IMAGE:
+            task.set_container_image(cluster.step_image)
+        # a tag may be rebuilt under the nodes' cached copy; a digest cannot
+        pull = "IfNotPresent" if "@sha256:" in cluster.step_image else "Always"
+        kubernetes.set_image_pull_policy(task, pull)
         requests, limits = cluster.step_requests, cluster.step_limits
         task.set_cpu_request(requests["cpu"]).set_memory_request(requests["memory"])
         task.set_cpu_limit(limits["cpu"]).set_memory_limit(limits["memory"])
         if training:  # the env and the volume go to the job (TaskConfig passthrough)
             task.set_env_variable(GPU_SCHEDULING_ENV, cluster.gpu_scheduling())
+            task.set_env_variable(TRAIN_IMAGE_ENV, cluster.train_image)
             kubernetes.empty_dir_mount(task, "dshm", "/dev/shm", medium="Memory", size_limit=cluster.shm_size)
 
     @dsl.pipeline(name=PIPELINE_NAME, description="HiPO: train an LLM to decide when to think")

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from hipo.images import IMAGE_UID
+from hipo.images import IMAGE_UID, TRAIN_IMAGE
 from hipo.launch.validate import PYTORCHJOB_API_VERSION, TRAINER_API_VERSION, ManifestError
 
 Stage = Literal["sft", "rl"]
@@ -36,6 +36,10 @@ GPU_RESOURCE = "nvidia.com/gpu"
 # "tolerations"} for GPU nodes. KFP passes it in the TaskConfig; the launcher applies it to a job only
 # when that job requests GPUs (a CPU-only job with a GPU node selector stays Pending).
 GPU_SCHEDULING_ENV = "HIPO_GPU_SCHEDULING"
+# The train image the pipeline was compiled with (hipo compile --train-image-digest pins it): the
+# job's image unless launch.image names another. Like the one above, it never reaches the job's env.
+TRAIN_IMAGE_ENV = "HIPO_TRAIN_IMAGE"
+_LAUNCHER_ENV = (GPU_SCHEDULING_ENV, TRAIN_IMAGE_ENV)
 ENTRY_MODULE = "hipo.launch.entry"
 SHM_VOLUME = "dshm"
 # Pod Security "restricted" for the PyTorchJob pods (a TrainJob's come from its runtime): the image's
@@ -247,6 +251,8 @@ def pod_template(spec: JobSpec) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": PYTORCH_CONTAINER,
         "image": spec.image,
+        # a tag may be rebuilt under the nodes' cached copy; a digest cannot
+        "imagePullPolicy": "IfNotPresent" if "@sha256:" in spec.image else "Always",
         "command": ["torchrun"],
         "args": ["-m", ENTRY_MODULE, *spec.args],
         "env": _env(spec),
@@ -293,7 +299,8 @@ def _by_key(items: Sequence[dict[str, Any]], extra: Sequence[dict[str, Any]], ke
 
 def apply_task_config(spec: JobSpec, task_config: Any) -> JobSpec:
     """Merge what KFP passed through a ``dsl.TaskConfig`` (env, volumes, node selector, tolerations,
-    affinity) into ``spec``; the task's values win.
+    affinity) into ``spec``; the task's values win. The compiled ``TRAIN_IMAGE_ENV`` replaces the
+    default train image (a ``launch.image`` of the run's own stays).
 
     The task's resources are not merged: they are the launcher pod's own CPU and memory (the pipeline
     passes them through with ``apply_to_task``, so KFP puts them on that pod). GPUs per node come from
@@ -312,7 +319,7 @@ def apply_task_config(spec: JobSpec, task_config: Any) -> JobSpec:
         return value or None
 
     changes: dict[str, Any] = {}
-    env = [e for e in get("env") or () if e.get("name") != GPU_SCHEDULING_ENV]
+    env = [e for e in get("env") or () if e.get("name") not in _LAUNCHER_ENV]
     if env:
         changes["env"] = _by_key(spec.env, env, "name")
     if get("volumes"):
@@ -332,6 +339,9 @@ def apply_task_config(spec: JobSpec, task_config: Any) -> JobSpec:
         changes["tolerations"] = (*spec.tolerations, *(t for t in tolerations if t not in spec.tolerations))
     if get("affinity"):
         changes["affinity"] = get("affinity")
+    compiled = next((e.get("value") for e in get("env") or () if e.get("name") == TRAIN_IMAGE_ENV), None)
+    if compiled and spec.image == TRAIN_IMAGE:
+        changes["image"] = compiled
     return replace(spec, **changes)
 
 

@@ -21,7 +21,7 @@ import pytest
 from packaging.requirements import Requirement
 
 import hipo
-from hipo.images import STEP_IMAGE, TRAIN_IMAGE
+from hipo.images import STEP_IMAGE, TRAIN_IMAGE, at_commit, pinned, repository
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = {"step": ROOT / "images" / "step.Dockerfile", "train": ROOT / "images" / "train.Dockerfile"}
@@ -213,11 +213,27 @@ def test_make_images_builds_both_tags_from_hipo_images_with_labels():
     revision = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
     ).stdout
+    commit = revision.strip()
     for dockerfile, tag in (("images/step.Dockerfile", STEP_IMAGE), ("images/train.Dockerfile", TRAIN_IMAGE)):
+        # the version tag, and an immutable one per commit (a rebuild never hides under an old tag)
+        immutable = at_commit(tag, commit)
+        assert immutable.endswith(f":git-{commit}")
         assert (
-            f"docker build -f {dockerfile} -t {tag} --build-arg VERSION={hipo.__version__} " in result.stdout
+            f"docker build -f {dockerfile} -t {tag} -t {immutable} --build-arg VERSION={hipo.__version__} "
+            in result.stdout
         )
-    assert f"--build-arg REVISION={revision.strip()}" in result.stdout
+    assert f"--build-arg REVISION={commit}" in result.stdout
+
+
+def test_image_references_pin_by_digest_and_refuse_anything_else():
+    digest = "sha256:" + "0123456789abcdef" * 4
+    assert repository(TRAIN_IMAGE) == "ghcr.io/hipo-pipelines/hipo-train"
+    assert repository("localhost:5000/x:1@" + digest) == "localhost:5000/x"
+    assert pinned(TRAIN_IMAGE, digest) == f"ghcr.io/hipo-pipelines/hipo-train@{digest}"
+    with pytest.raises(ValueError, match=r"is not sha256:<64 hex digits>: copy it from `docker push`"):
+        pinned(TRAIN_IMAGE, "sha256:abc")
+    with pytest.raises(ValueError, match="not a git commit"):
+        at_commit(STEP_IMAGE, "main")
 
 
 def test_make_images_without_a_docker_engine_says_so_and_fails(tmp_path):

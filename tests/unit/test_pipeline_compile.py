@@ -69,6 +69,51 @@ def test_every_step_runs_as_the_images_non_root_user():
         }
 
 
+DIGESTS = {"step": "sha256:" + "a" * 64, "train": "sha256:" + "b" * 64}
+
+
+def test_hipo_compile_pins_both_images_by_digest(tmp_path):
+    """Defect: mutable version tags pulled IfNotPresent, so nodes kept a stale image after a rebuild.
+    Unpinned steps now pull Always; `hipo compile --*-image-digest` pins every step and the jobs."""
+    from hipo.cli import main
+    from hipo.images import STEP_IMAGE, TRAIN_IMAGE, pinned
+    from hipo.launch.manifests import TRAIN_IMAGE_ENV
+
+    _, kube = _documents(COMPILED)
+    assert {config["imagePullPolicy"] for config in kube.values()} == {"Always"}
+    out = tmp_path / "pinned.yaml"
+    flags = ["--step-image-digest", DIGESTS["step"], "--train-image-digest", DIGESTS["train"]]
+    assert main(["compile", "--out", str(out), *flags]) == 0
+    spec, kube = _documents(out)
+    executors = spec["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {pinned(STEP_IMAGE, DIGESTS["step"])}
+    assert {config["imagePullPolicy"] for config in kube.values()} == {"IfNotPresent"}
+    for name in _training(executors):
+        env = {e["name"]: e["value"] for e in executors[name]["container"]["env"]}
+        assert env[TRAIN_IMAGE_ENV] == pinned(TRAIN_IMAGE, DIGESTS["train"])
+
+
+def test_the_compiled_train_image_reaches_the_job_unless_the_run_names_one():
+    from hipo.config import build_config
+    from hipo.images import TRAIN_IMAGE, pinned
+    from hipo.launch import job_spec
+    from hipo.launch.manifests import TRAIN_IMAGE_ENV, apply_task_config, pod_template
+
+    image = pinned(TRAIN_IMAGE, DIGESTS["train"])
+    task_config = {"env": [{"name": TRAIN_IMAGE_ENV, "value": image}]}
+    config = build_config({"launch": {"backend": "pytorchjob", "namespace": "ml"}})
+    spec = apply_task_config(job_spec("sft", ["sft"], config, "r", "mix"), task_config)
+    container = pod_template(spec)["spec"]["containers"][0]
+    assert (container["image"], container["imagePullPolicy"]) == (image, "IfNotPresent")
+    assert TRAIN_IMAGE_ENV not in {e["name"] for e in container["env"]}
+    own = build_config({"launch": {"backend": "pytorchjob", "namespace": "ml", "image": "my/train:7"}})
+    mine = apply_task_config(job_spec("sft", ["sft"], own, "r", "mix"), task_config)
+    assert (
+        mine.image == "my/train:7"
+        and pod_template(mine)["spec"]["containers"][0]["imagePullPolicy"] == "Always"
+    )
+
+
 def _training(executors: dict) -> set[str]:
     return {name for name in executors if name.startswith(("exec-sft", "exec-hipo-rl"))}
 

@@ -82,6 +82,9 @@ class DataConfig(_Section):
     random_mode_rate: float = Field(0.01, ge=0.0, le=1.0, description="share of rows with a random mode")
     easy_p_off: float = Field(0.75, ge=0.0, le=1.0, description="p_off at or above this: easy")
     hard_p_off: float = Field(0.25, ge=0.0, le=1.0, description="p_off below this: hard")
+    min_kept_share: float = Field(
+        0.1, ge=0.0, le=1.0, description="fail when a smaller share of the queries gets a training row"
+    )
     seed: int = Field(0, ge=0, le=MAX_SEED)
 
     @model_validator(mode="after")
@@ -343,8 +346,17 @@ def kube_env() -> KubeEnv:
 
 
 def mlflow_tracking_uri() -> str | None:
-    """MLFLOW_TRACKING_URI when set: metrics then also go to MLflow."""
+    """MLFLOW_TRACKING_URI when set: the registry and training metrics go there."""
     return os.environ.get("MLFLOW_TRACKING_URI") or None
+
+
+MLFLOW_PARENT_RUN_VARIABLE = "HIPO_MLFLOW_PARENT_RUN_ID"
+
+
+def mlflow_parent_run_id() -> str | None:
+    """HIPO_MLFLOW_PARENT_RUN_ID: the MLflow run of the pipeline run, set by ``hipo run`` for its steps;
+    their training and registration runs nest under it."""
+    return os.environ.get(MLFLOW_PARENT_RUN_VARIABLE) or None
 
 
 def kfp_token() -> str | None:

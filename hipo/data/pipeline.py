@@ -26,7 +26,7 @@ from hipo.config import RunConfig
 from hipo.data.rationale import RationaleRequest, RationaleWriter
 from hipo.data.sampling import sample_queries
 from hipo.data.selection import Choice, Sample, bucket, choose, shortest_correct
-from hipo.engines.base import Completion, Engine
+from hipo.engines.base import Completion, Engine, EngineError
 from hipo.jsonl import read_complete
 from hipo.quality.schema import COLD_START_SETS, DATASET_COLUMNS
 from hipo.tasks.base import Problem, Task, TaskError
@@ -149,6 +149,23 @@ def summarize(frames: dict[str, pd.DataFrame], records: list[dict[str, Any]], dr
     }
 
 
+def check_kept_share(
+    kept: int, records: list[dict[str, Any]], config: RunConfig, teacher: str, out: Path
+) -> None:
+    """Fail, before any rationale is paid for, when fewer than ``data.min_kept_share`` of the queries
+    have a correct, well-formed teacher sample (a teacher answering empty or unparsable text has none)."""
+    share = kept / len(records) if records else 0.0
+    if records and share >= config.data.min_kept_share and kept > 0:
+        return
+    samples = [s for r in records for mode in ("on", "off") for s in r[mode]]
+    empty = sum(not str(s[0]).strip() for s in samples)
+    raise EngineError(
+        f"teacher {teacher}: only {kept} of {len(records)} queries ({share:.0%}) got a correct, well-formed "
+        f"sample, below data.min_kept_share={config.data.min_kept_share} ({empty} of {len(samples)} samples "
+        f"were empty): check the teacher's answers in {out / 'samples.jsonl'}"
+    )
+
+
 def generate_dataset(
     config: RunConfig,
     task: Task,
@@ -174,6 +191,10 @@ def generate_dataset(
         config.rollout_sampling,
         batch_size,
         from_reference,
+        settings={
+            "data.seed": config.data.seed,
+            "data.teacher_endpoint.prefill": config.data.teacher_endpoint.prefill,
+        },
     )
     wanted = {(s, p.id) for s, p in queries}
     records = [r for r in read_complete(out / "samples.jsonl") if (r["split"], r["id"]) in wanted]
@@ -200,6 +221,8 @@ def generate_dataset(
                 continue
             kept.append(r)
             choices.append(c)
+        if name == "mix":
+            check_kept_share(len(kept), records, config, teacher, out)
         requests = [
             RationaleRequest(
                 r["id"], r["prompt"], c.mode, c.p_on, c.p_off, config.data.samples_per_mode, r["answer"]

@@ -5,11 +5,14 @@ With ``from_reference`` a query's Think-on samples are its one reference-solutio
 
 Samples go to ``samples.jsonl`` one query per line as each batch finishes, so a crashed run keeps
 what it did: a rerun with the same output directory skips the queries already there (a torn last
-line is cut off first).
+line is cut off first). ``samples_settings.json`` records the settings that shape the samples (teacher,
+samples per mode, sampling, seed); a rerun with other settings, or whose queries have other prompts
+under the same ids, is refused instead of labelling the old samples with the new configuration.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -18,13 +21,45 @@ from typing import Any
 from tqdm import tqdm
 
 from hipo import template
-from hipo.config import SamplingConfig
+from hipo.config import ConfigError, SamplingConfig
 from hipo.data.reference import reference_completion
 from hipo.engines.base import Completion, Engine
 from hipo.jsonl import append_durably, cut_torn_tail, read_complete
 from hipo.tasks.base import Problem, Task
 
 SAMPLES_FILE = "samples.jsonl"
+SETTINGS_FILE = "samples_settings.json"
+
+
+def check_settings(out_dir: Path, settings: dict[str, Any]) -> None:
+    """Refuse to add samples of other ``settings`` to ``out_dir``; record them for the next run. A
+    folder without samples takes any settings; one whose samples predate the record, these."""
+    path = out_dir / SETTINGS_FILE
+    samples = out_dir / SAMPLES_FILE
+    has_samples = samples.exists() and samples.stat().st_size > 0
+    before = json.loads(path.read_text(encoding="utf-8")) if path.exists() and has_samples else None
+    if before is not None and before != settings:
+        changed = [k for k in sorted(settings.keys() | before.keys()) if before.get(k) != settings.get(k)]
+        shown = "; ".join(f"{k}: {before.get(k)!r} there, {settings.get(k)!r} now" for k in changed[:3])
+        raise ConfigError(
+            f"{out_dir} holds teacher samples made with other settings ({shown}): resuming would label "
+            "them with this configuration; use a new output folder, or the settings it was made with"
+        )
+    if before is None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def _check_prompts(
+    out_dir: Path, done: dict[tuple[str, str], str], queries: list[tuple[str, Problem]]
+) -> None:
+    """Refuse a resume whose queries reuse ids of the stored samples for other prompts (another task)."""
+    clashes = [p.id for s, p in queries if (s, p.id) in done and done[s, p.id] != p.prompt]
+    if clashes:
+        raise ConfigError(
+            f"{out_dir / SAMPLES_FILE} holds samples of other prompts under {len(clashes)} of these "
+            f"query ids (first: {clashes[0]!r}): the task settings changed; use a new output folder"
+        )
 
 
 def verify_completion(task: Task, problem: Problem, mode: template.Mode, completion: Completion) -> list[Any]:
@@ -57,12 +92,26 @@ def sample_queries(
     sampling: SamplingConfig,
     batch_size: int = 256,
     from_reference: bool = False,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Sample and verify every (split, problem) not yet in ``out_dir/samples.jsonl``; returns timings.
-    ``from_reference``: Think-on samples from the reference solutions (a row without one fails first)."""
+    ``from_reference``: Think-on samples from the reference solutions (a row without one fails first).
+    ``settings``: what else shapes the samples (see :func:`check_settings`)."""
     path = out_dir / SAMPLES_FILE
+    check_settings(
+        out_dir,
+        {
+            **(settings or {}),
+            "teacher": engine.name,
+            "samples_per_mode": n,
+            "sampling": sampling.model_dump(mode="json"),
+            "think_on_source": "reference" if from_reference else "teacher",
+        },
+    )
     cut_torn_tail(path)
-    done = {(r["split"], r["id"]) for r in read_complete(path)}
+    prompts = {(r["split"], r["id"]): r["prompt"] for r in read_complete(path)}
+    _check_prompts(out_dir, prompts, queries)
+    done = set(prompts)
     pending = [(s, p) for s, p in queries if (s, p.id) not in done]
     references = {(s, p.id): reference_completion(p) for s, p in pending} if from_reference else {}
     started = time.perf_counter()

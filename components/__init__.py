@@ -9,6 +9,7 @@ from components.prepare import prepare
 from components.register import gate, promote, register
 from components.run_summary import run_summary
 from components.sft import sft
+from components.stage_base_model import stage_base_model
 from components.validate_data import validate_data
 
 __all__ = [
@@ -22,5 +23,6 @@ __all__ = [
     "register",
     "run_summary",
     "sft",
+    "stage_base_model",
     "validate_data",
 ]

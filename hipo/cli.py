@@ -100,6 +100,10 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     for kind in ("step", "train"):
         if getattr(args, f"{kind}_image"):
             settings[f"{kind}_image"] = getattr(args, f"{kind}_image")
+    if args.api_key_env:
+        from pipelines.hipo_pipeline import preset_key_variables
+
+        settings["api_key_env"] = tuple(sorted({*preset_key_variables(), *args.api_key_env}))
     print(f"compiled {compile_pipeline(args.out, **settings)}")
     return 0
 
@@ -123,6 +127,14 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accelerator", default="nvidia.com/gpu", help="GPU resource name of the training steps")
     p.add_argument("--gpu-node-selector", action="append", default=[], metavar="KEY=VALUE", help="repeatable")
     p.add_argument("--image-pull-secret", action="append", default=[], help="repeatable")
+    p.add_argument(
+        "--api-key-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another API key variable the steps read from the api_key_secret (repeatable; the presets' "
+        "teacher and judge keys are always mapped)",
+    )
     for kind in ("step", "train"):
         p.add_argument(
             f"--{kind}-image-digest",

@@ -98,6 +98,17 @@ def prepare(
     }
 
 
+def stage_base_model(config_dir: str, staged_dir: str) -> None:
+    """The run configuration, with a Hub base model copied once to object storage where the training
+    runs on a cluster (``hipo.launch.base_model``), written to ``staged_dir``."""
+    from hipo.launch.base_model import stage_base_model as stage
+
+    config = stage(read_config(config_dir))
+    Path(staged_dir).mkdir(parents=True, exist_ok=True)
+    (Path(staged_dir) / CONFIG_FILE).write_text(config.to_yaml(), encoding="utf-8")
+    print(f"stage-base-model: model.base {config.model.base}")
+
+
 def _queries(prompts_dir: str | Path) -> list[tuple[str, Problem]]:
     rows = [json.loads(line) for line in Path(prompts_dir, PROMPTS_FILE).read_text().splitlines() if line]
     return [(row.pop("split"), Problem(**row)) for row in rows]

@@ -26,6 +26,7 @@ from components import (
     register,
     run_summary,
     sft,
+    stage_base_model,
     validate_data,
 )
 from hipo.images import IMAGE_UID, STEP_IMAGE, TRAIN_IMAGE
@@ -37,6 +38,16 @@ PIPELINE_NAME = "hipo-pipeline"
 ARMS = ("hipo", "baseline", "all")  # main line only; + Cold-Start (on) as baseline; the paper's five arms
 
 
+def preset_key_variables() -> tuple[str, ...]:
+    """The API key variables the default configuration's and every preset's teacher and judge read:
+    the keys of the API key Secret that every step gets by default."""
+    from hipo.config import RunConfig, load_config, preset_names
+
+    configs = [RunConfig(), *(load_config(preset=name) for name in preset_names())]
+    endpoints = [e for c in configs for e in (c.data.teacher_endpoint, c.data.judge_endpoint)]
+    return tuple(sorted({e.api_key_env for e in endpoints}))
+
+
 @dataclass(frozen=True)
 class ClusterSettings:
     """Kubernetes settings applied only when compiling for a cluster (kfp.local ignores them).
@@ -45,6 +56,8 @@ class ClusterSettings:
     on GPU nodes, and only jobs that request GPUs (``launch.gpus_per_node`` > 0): they travel to the
     launcher in the training tasks' ``GPU_SCHEDULING_ENV``. ``step_requests`` / ``step_limits`` are
     every step pod's own CPU and memory (a training step's pod only launches and watches its job).
+    ``api_key_env``: the variables every step reads from the API key Secret, each from the key of its
+    name (a configuration's ``api_key_env``s must be among them).
     """
 
     accelerator: str = "nvidia.com/gpu"
@@ -53,6 +66,7 @@ class ClusterSettings:
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
     )
     image_pull_secrets: tuple[str, ...] = ()
+    api_key_env: tuple[str, ...] = field(default_factory=preset_key_variables)
     shm_size: str = "16Gi"
     step_image: str = STEP_IMAGE  # hipo.images.pinned(STEP_IMAGE, digest) pins it
     train_image: str = TRAIN_IMAGE
@@ -92,9 +106,8 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
         if cluster is None:
             return
         kubernetes.use_secret_as_env(task, s3_secret, {key: key for key in S3_SECRET_KEYS})
-        kubernetes.use_secret_as_env(
-            task, api_key_secret, {"OPENAI_API_KEY": "OPENAI_API_KEY"}, optional=True
-        )
+        keys = {name: name for name in cluster.api_key_env}
+        kubernetes.use_secret_as_env(task, api_key_secret, keys, optional=True)
         if cluster.image_pull_secrets:
             kubernetes.set_image_pull_secrets(task, list(cluster.image_pull_secrets))
         # Pod Security "restricted": KFP >= 2.16 adds no privilege escalation, no capabilities and the
@@ -168,6 +181,8 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
                 prepare(**values, config_yaml=config_yaml, config_overrides=config_overrides), cache=True
             )
             config = prep.outputs["config"]
+            if cluster is not None:  # the training and evaluation pods read a Hub base model from s3://
+                config = remote(stage_base_model(config=config), cache=True).outputs["staged"]
             data = _retry(
                 remote(generate_hybrid_data(config=config, prompts=prep.outputs["prompts"]), cache=True)
             )

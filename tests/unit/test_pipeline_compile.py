@@ -4,6 +4,7 @@ parameter typed with the run configuration's default."""
 from __future__ import annotations
 
 import inspect
+import json
 import math
 
 import yaml
@@ -165,6 +166,41 @@ def test_gpu_scheduling_reaches_gpu_jobs_only():
             assert "resourcesPerNode" not in job["spec"]["trainer"]
 
 
+def test_every_presets_key_variables_come_from_the_api_key_secret():
+    """Defect: only OPENAI_API_KEY was mapped, so the GPU preset's teacher (DEEPSEEK_API_KEY) had no key
+    on a cluster. Every preset's teacher and judge variables are mapped; --api-key-env adds more."""
+    from hipo.config import load_config, preset_names
+    from pipelines.hipo_pipeline import preset_key_variables
+
+    variables = set(preset_key_variables())
+    for name in preset_names():
+        data = load_config(preset=name).data
+        assert {data.teacher_endpoint.api_key_env, data.judge_endpoint.api_key_env} <= variables, name
+    assert "DEEPSEEK_API_KEY" in variables
+
+
+def test_hipo_compile_maps_more_key_variables_on_request(tmp_path):
+    from hipo.cli import main
+
+    out = tmp_path / "keys.yaml"
+    assert main(["compile", "--out", str(out), "--api-key-env", "ANTHROPIC_API_KEY"]) == 0
+    _, kube = _documents(out)
+    for config in kube.values():
+        [api_keys] = [s for s in config["secretAsEnv"] if "api_key_secret" in json.dumps(s)]
+        assert {"ANTHROPIC_API_KEY", "DEEPSEEK_API_KEY"} <= {k["envVar"] for k in api_keys["keyToEnv"]}
+
+
+def test_on_a_cluster_every_step_after_prepare_reads_the_staged_configuration():
+    """The Hub base model is copied to object storage by one cached step; later steps read its config."""
+    spec, _ = _documents(COMPILED)
+    tasks = spec["root"]["dag"]["tasks"]["exit-handler-1"]["componentRef"]["name"]
+    dag = spec["components"][tasks]["dag"]["tasks"]
+    assert dag["stage-base-model"]["cachingOptions"] == {"enableCache": True}
+    for name in ("generate-hybrid-data", "validate-data", "sft", "hipo-rl", "evaluate", "register"):
+        source = dag[name]["inputs"]["artifacts"]["config"]["taskOutputArtifact"]
+        assert source == {"outputArtifactKey": "staged", "producerTask": "stage-base-model"}, name
+
+
 def test_secrets_are_referenced_by_name_and_no_value_is_compiled():
     spec, kube = _documents(COMPILED)
     for name, config in kube.items():
@@ -175,6 +211,9 @@ def test_secrets_are_referenced_by_name_and_no_value_is_compiled():
         s3 = by_parameter["s3_secret"]
         assert {k["secretKey"] for k in s3["keyToEnv"]} == set(S3_SECRET_KEYS), name
         assert by_parameter["api_key_secret"]["optional"] is True
+        mapped = {k["secretKey"]: k["envVar"] for k in by_parameter["api_key_secret"]["keyToEnv"]}
+        assert {"OPENAI_API_KEY", "DEEPSEEK_API_KEY"} <= set(mapped), name  # the GPU preset's teacher
+        assert all(key == var for key, var in mapped.items())
     text = COMPILED.read_text()
     for executor in spec["deploymentSpec"]["executors"].values():
         env = {e["name"] for e in executor["container"].get("env", [])}

@@ -12,6 +12,7 @@ def _add_common(p: argparse.ArgumentParser, package: bool = True) -> None:
     p.add_argument(
         "--host", required=True, help="KFP API address, e.g. http://localhost:8080 (KFP_TOKEN: auth)"
     )
+    p.add_argument("--namespace", help="multi-user KFP: your Kubeflow profile namespace")
     if package:
         p.add_argument("--experiment", default=remote.DEFAULT_EXPERIMENT, help="created if missing")
         p.add_argument(
@@ -26,7 +27,9 @@ def _add_common(p: argparse.ArgumentParser, package: bool = True) -> None:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    run = remote.submit(args.host, args.package, args.params, args.experiment, args.run_name)
+    run = remote.submit(
+        args.host, args.package, args.params, args.experiment, args.run_name, namespace=args.namespace
+    )
     print(f"run {run.run_id} submitted to experiment '{args.experiment}'")
     print(run.url)
     return 0
@@ -35,7 +38,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 def _cmd_schedule(args: argparse.Namespace) -> int:
     rr = remote.schedule(
         args.host, args.cron, args.package, args.params, args.name, args.experiment,
-        args.max_concurrency, args.no_catchup,
+        args.max_concurrency, args.no_catchup, namespace=args.namespace,
     )  # fmt: skip
     catchup = "no catch-up" if rr.no_catchup else "catch-up"
     print(f"recurring run {rr.recurring_run_id} '{rr.name}' scheduled: {rr.schedule}, "
@@ -50,7 +53,7 @@ def _when(value: datetime | None) -> str:
 def _cmd_runs(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    runs, recurring = remote.list_runs(args.host, args.experiment, args.limit)
+    runs, recurring = remote.list_runs(args.host, args.experiment, args.limit, namespace=args.namespace)
     print("Runs")
     rows = [(r.run_id, r.name, r.state, _when(r.created), _when(r.finished)) for r in runs]
     print(tabulate(rows, headers=("id", "name", "state", "created", "finished")) if rows else "(none)")
@@ -61,7 +64,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_unschedule(args: argparse.Namespace) -> int:
-    rr = remote.unschedule(args.host, args.name_or_id)
+    rr = remote.unschedule(args.host, args.name_or_id, namespace=args.namespace)
     print(f"recurring run {rr.recurring_run_id} '{rr.name}' disabled and deleted")
     return 0
 

@@ -253,6 +253,11 @@ def _calls(host: str, what: str) -> Iterator[None]:
         raise RemoteError(
             f"KFP API at {host} refused to {what}: {error.status} {error.reason}: {_api_message(error)}"
             + _auth_hint(error.status)
+            + (
+                " (multi-user KFP: pass --namespace, your profile namespace)"
+                if "namespace" in _api_message(error).lower()
+                else ""
+            )
         ) from None
     except urllib3.exceptions.HTTPError as error:
         raise RemoteError(f"KFP API at {host} failed to {what}: {error}") from None
@@ -262,7 +267,9 @@ class Session:
     """A ``kfp.Client`` on one host (bearer token from KFP_TOKEN), probed first, every request bounded
     by ``timeouts`` (connect, read) in seconds."""
 
-    def __init__(self, host: str, timeouts: tuple[float, float] = TIMEOUTS) -> None:
+    def __init__(
+        self, host: str, timeouts: tuple[float, float] = TIMEOUTS, namespace: str | None = None
+    ) -> None:
         import kfp
 
         from hipo.config import kfp_token
@@ -272,7 +279,9 @@ class Session:
         self.host = _normalise_host(host)
         _probe(self.host, token, connect_s)
         with _calls(self.host, "connect"):
-            self.client = kfp.Client(host=self.host, existing_token=token)
+            # multi-user KFP: experiments live in a profile namespace (kfp.Client's own default otherwise)
+            extra = {"namespace": namespace} if namespace else {}
+            self.client = kfp.Client(host=self.host, existing_token=token, **extra)
         # kfp.Client has no timeout option: all its service APIs share one ApiClient; bound its REST layer.
         config = self.client._existing_config
         config.retries = urllib3.Retry(total=2, read=0, backoff_factor=0.2)
@@ -334,11 +343,13 @@ def submit(
     experiment: str = DEFAULT_EXPERIMENT,
     run_name: str | None = None,
     timeouts: tuple[float, float] = TIMEOUTS,
+    namespace: str | None = None,
 ) -> Submitted:
-    """Create a run of the compiled package in ``experiment`` (created if missing)."""
+    """Create a run of the compiled package in ``experiment`` (created if missing; in ``namespace``,
+    the Kubeflow profile, with multi-user KFP)."""
     spec = read_package(package)
     arguments = parse_params(spec, params)
-    session = Session(host, timeouts)
+    session = Session(host, timeouts, namespace)
     name = run_name or f"{spec['pipelineInfo']['name']} {datetime.now():%Y-%m-%d %H:%M:%S}"
     experiment_id = session.experiment_id(experiment, create=True)
     with _calls(session.host, "create the run"):
@@ -359,6 +370,7 @@ def schedule(
     max_concurrency: int = 1,
     no_catchup: bool = False,
     timeouts: tuple[float, float] = TIMEOUTS,
+    namespace: str | None = None,
 ) -> RecurringRunInfo:
     """Create an enabled recurring run; a name already taken in the experiment is refused."""
     cron = check_cron(cron)
@@ -367,7 +379,7 @@ def schedule(
     spec = read_package(package)
     arguments = parse_params(spec, params)
     name = name or spec["pipelineInfo"]["name"]
-    session = Session(host, timeouts)
+    session = Session(host, timeouts, namespace)
     experiment_id = session.experiment_id(experiment, create=True)
     taken = [rr.recurring_run_id for rr in session.recurring_runs(experiment_id) if rr.display_name == name]
     if taken:
@@ -384,12 +396,16 @@ def schedule(
 
 
 def list_runs(
-    host: str, experiment: str | None = None, limit: int = 20, timeouts: tuple[float, float] = TIMEOUTS
+    host: str,
+    experiment: str | None = None,
+    limit: int = 20,
+    timeouts: tuple[float, float] = TIMEOUTS,
+    namespace: str | None = None,
 ) -> tuple[list[RunInfo], list[RecurringRunInfo]]:
     """The newest ``limit`` runs and recurring runs (of one experiment, or all)."""
     if limit < 1:
         raise RemoteError(f"--limit must be at least 1, got {limit}")
-    session = Session(host, timeouts)
+    session = Session(host, timeouts, namespace)
     experiment_id = session.experiment_id(experiment, create=False) if experiment else None
     with _calls(session.host, "list runs"):
         page = session.client.list_runs(
@@ -402,9 +418,11 @@ def list_runs(
     return runs, [_recurring_info(rr) for rr in session.recurring_runs(experiment_id, limit)]
 
 
-def unschedule(host: str, name_or_id: str, timeouts: tuple[float, float] = TIMEOUTS) -> RecurringRunInfo:
+def unschedule(
+    host: str, name_or_id: str, timeouts: tuple[float, float] = TIMEOUTS, namespace: str | None = None
+) -> RecurringRunInfo:
     """Disable, then delete, the recurring run with this id or (unique) display name."""
-    session = Session(host, timeouts)
+    session = Session(host, timeouts, namespace)
     every = session.recurring_runs()
     matches = [rr for rr in every if rr.recurring_run_id == name_or_id] or [
         rr for rr in every if rr.display_name == name_or_id

@@ -17,7 +17,9 @@ Validation as the server does it: a known experiment, a pipeline spec or version
 six-field cron (or ``@`` descriptor), max_concurrency within 1..10. Everything is stored as sent, so
 tests can read ``experiments``, ``runs``, ``recurring_runs`` and ``requests``. ``token`` requires
 ``Authorization: Bearer <token>``; ``stall_s`` delays every answer except healthz (a hung server).
-Timestamps come from a fake clock that advances one second per created object.
+Timestamps come from a fake clock that advances one second per created object. With ``multi_user``
+(Kubeflow profiles) experiments belong to a namespace: creating one needs it, names are unique within
+it, and listing experiments takes the ``namespace`` query parameter, as the multi-user server does.
 """
 
 from __future__ import annotations
@@ -89,7 +91,12 @@ class FakeKFP:
         name = body.get("display_name") or ""
         if not name.strip():
             raise ApiError(400, "Invalid input error: Experiment name is empty. Please specify a valid name")
-        if any(e["display_name"] == name for e in self.experiments.values()):
+        namespace = body.get("namespace") or ""
+        if self.multi_user and not namespace:
+            raise ApiError(
+                400, "Invalid input error: In multi-user mode, experiment namespace must be specified"
+            )
+        if any(e["display_name"] == name and e["namespace"] == namespace for e in self.experiments.values()):
             raise ApiError(409, f"Failed to create an experiment: experiment with name {name} already exists")
         experiment = {
             "experiment_id": str(uuid.uuid4()),
@@ -291,7 +298,10 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "POST":
                 return creators[collection](body)
             if method == "GET":
-                return fake.listing(list(stores[collection].values()), query, keys[collection])
+                items = list(stores[collection].values())
+                if collection == "experiments" and fake.multi_user:
+                    items = [e for e in items if e["namespace"] == query.get("namespace")]
+                return fake.listing(items, query, keys[collection])
         if collection in stores and item and not action and method == "GET":
             return fake._get(stores[collection], item, collection.rstrip("s"))
         if collection == "recurringruns" and item:

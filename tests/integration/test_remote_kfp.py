@@ -291,3 +291,20 @@ def test_the_committed_pipeline_submits_with_its_platform_settings(kfp_server, c
     assert sent["pipeline_spec"]["pipelineInfo"]["name"] == "hipo-pipeline"
     compiled_platform = list(yaml.safe_load_all(COMPILED.read_text()))[1]
     assert sent["platform_spec"] == compiled_platform
+
+
+def test_multi_user_kfp_takes_the_profile_namespace(kfp_server, package, capsys, tmp_path, monkeypatch):
+    """Multi-user KFP keeps experiments in profile namespaces: without --namespace the server refuses
+    and the error says what to pass; with it the experiment and run land in the profile."""
+    monkeypatch.setenv("HOME", str(tmp_path))  # no kfp context file with a namespace of its own
+    fake = kfp_server(multi_user=True)
+    args = ["submit", "--host", fake.url, "--package", package, "--param", "must=x"]
+    assert main(args) != 0
+    assert "--namespace, your profile namespace" in capsys.readouterr().err
+    assert main([*args, "--namespace", "team-a"]) == 0
+    [experiment] = fake.experiments.values()
+    [run] = fake.runs.values()
+    assert experiment["namespace"] == "team-a" and run["experiment_id"] == experiment["experiment_id"]
+    assert main([*args, "--namespace", "team-a"]) == 0  # the experiment is found again in its namespace
+    assert len(fake.experiments) == 1 and len(fake.runs) == 2
+    assert main(["runs", "--host", fake.url, "--namespace", "team-a", "--experiment", "hipo"]) == 0

@@ -76,11 +76,13 @@ def prepare(
     """Build the run configuration (``config_yaml`` as the base, then the pipeline parameters, then
     free ``section.field=value`` overrides), write it, and draw the train/eval prompts."""
     from hipo.data.pipeline import split_queries
+    from hipo.launch import preflight
     from hipo.parameters import to_overrides
     from hipo.tasks import task_from_config
 
     values = parse_yaml(config_yaml) if config_yaml.strip() else {}
     config = build_config(values, [*to_overrides(parameters), *overrides])
+    preflight(config)
     Path(config_dir).mkdir(parents=True, exist_ok=True)
     (Path(config_dir) / CONFIG_FILE).write_text(config.to_yaml(), encoding="utf-8")
     queries, dropped = split_queries(task_from_config(config.task), config)

@@ -17,6 +17,7 @@ and returns the local directory of the final model: ``out_dir`` for sft, ``out_d
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,20 @@ from hipo.launch.manifests import (
     trainjob,
 )
 
-__all__ = ["LaunchError", "StepCancelled", "job_spec", "run_training"]
+__all__ = ["LaunchError", "StepCancelled", "job_spec", "preflight", "run_training"]
 
 INPUT_FLAGS = ("--data", "--policy", "--base")  # options whose local paths the pods cannot see
+
+
+def preflight(config: RunConfig) -> None:
+    """Refuse at the first step what a cluster run could only fail at hours later."""
+    if config.launch.backend != "local" and config.eval.engine == "vllm" and not find_spec("vllm"):
+        raise LaunchError(
+            "eval.engine=vllm with launch.backend="
+            f"{config.launch.backend}: evaluation runs in the step's own pod, whose image has no vLLM "
+            "(and no GPU). Set eval.engine=hf for a cluster run; GPU evaluation as a launched job is not "
+            "supported yet (docs/deploy.md)"
+        )
 
 
 def _final_dir(stage: Stage, out_dir: Path) -> Path:

@@ -315,3 +315,19 @@ def test_jobs_go_to_the_namespace_the_step_runs_in_unless_configured(tmp_path, m
     account.unlink()
     with pytest.raises(kube.LaunchError, match=r"set launch\.namespace"):
         kube.default_namespace(KubeEnv(in_cluster=True, kubeconfig=None))
+
+
+def test_a_cluster_run_that_would_evaluate_with_vllm_in_the_step_image_stops_at_prepare(
+    tmp_path, monkeypatch
+):
+    """The GPU preset evaluates with vLLM, which the CPU step image lacks: say so before any training."""
+    import hipo.launch
+    from hipo import steps
+
+    monkeypatch.setattr(hipo.launch, "find_spec", lambda name: None)  # the step image: no vLLM
+    overrides = ["launch.backend=trainjob", "eval.engine=vllm"]
+    with pytest.raises(hipo.launch.LaunchError, match=r"eval\.engine=vllm .*Set eval\.engine=hf"):
+        steps.prepare({}, "", overrides, str(tmp_path / "config"), str(tmp_path / "prompts"))
+    assert "no vLLM" in (tmp_path / "error.txt").read_text()
+    hipo.launch.preflight(build_config({"eval": {"engine": "vllm"}}))  # local runs: vLLM's own check
+    hipo.launch.preflight(build_config({"launch": {"backend": "trainjob"}}))

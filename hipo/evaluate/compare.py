@@ -15,7 +15,7 @@ from hipo.evaluate.benchmarks import labels_from_dataset, load_benchmarks
 from hipo.evaluate.metrics import EvalResult
 from hipo.evaluate.report import write_report
 from hipo.evaluate.reuse import model_digest
-from hipo.evaluate.runner import evaluate_model
+from hipo.evaluate.runner import evaluate_model, preflight_models
 
 if TYPE_CHECKING:
     from hipo.engines.base import Engine
@@ -74,6 +74,7 @@ def evaluate_models(
     slugs = [slug(name) for name in models]
     if not models or len(set(slugs)) != len(slugs):
         raise ConfigError(f"give each model a distinct display name, got {list(models)}")
+    preflight_models(models)
     benchmarks = load_benchmarks(config.eval, config.seed)
     label_map = labels_from_dataset(labels) if labels else None
     results = {}

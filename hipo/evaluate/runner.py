@@ -52,6 +52,22 @@ def score(
     }
 
 
+def preflight_models(models: dict[str, str]) -> None:
+    """Refuse, before anything is generated, a model that is not a loadable HiPO policy folder (its
+    tokenizer lacks the HiPO tokens or the chat template, or belongs to another model): it would only
+    score 0. "scripted" is the scripted teacher."""
+    from hipo.train.models import ModelError, check_model_folder
+
+    for name, model in models.items():
+        if model == "scripted":
+            continue
+        if "://" in model and not model.startswith("file://"):
+            raise ModelError(
+                f"model folder {model} ({name}): evaluate serves local folders only: copy it here"
+            )
+        check_model_folder(model.removeprefix("file://"), hipo=True)
+
+
 def _check_run(out_dir: Path, record: dict[str, Any]) -> None:
     """Refuse to add samples of other sampling settings or another model to ``out_dir``; record the run."""
     path = out_dir / RUN_FILE

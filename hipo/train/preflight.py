@@ -9,7 +9,7 @@ from typing import Any
 
 from hipo.config import ConfigError, DistributedEnv, RunConfig
 from hipo.tasks.base import Problem, Task, TaskError
-from hipo.train.models import ModelError, Policy, load_policy
+from hipo.train.models import ModelError, Policy, check_model_folder, load_policy
 from hipo.train.optim import deepspeed_config as _deepspeed_config
 
 
@@ -63,8 +63,11 @@ def train_problems(task: Task, config: RunConfig) -> list[Problem]:
 
 
 def policy(source: str, config: RunConfig, cache_dir: Path) -> Policy:
-    """The policy at ``source``, with a ConfigError when it is no usable HiPO checkpoint."""
+    """The policy at ``source``, with a ConfigError when it is no usable HiPO checkpoint (a local
+    folder must already have the HiPO tokens: RL starts from a cold-started policy)."""
     try:
+        if Path(source).is_dir():
+            check_model_folder(source, hipo=True)
         return load_policy(source, config.model, cache_dir, seed=config.seed)
     except ModelError as error:
         raise ConfigError(f"policy {source!r} cannot be trained: {error}") from None

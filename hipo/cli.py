@@ -7,7 +7,9 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from hipo.config import ConfigError, RunConfig, load_config
+from hipo import __version__
+from hipo.cli_parsing import EXAMPLES, CliParser, key_value, model_version
+from hipo.config import ConfigError, RunConfig, load_config, preset_names
 from hipo.storage import local_dir
 
 
@@ -24,9 +26,14 @@ def _positive_int(text: str) -> int:
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--preset", help="a run configuration shipped in hipo/presets, e.g. smollm2-gsm8k (under --config)"
+        "--preset",
+        choices=preset_names(),
+        metavar="NAME",
+        help=f"a run configuration shipped with hipo: {', '.join(preset_names())} (--config goes on top)",
     )
-    parser.add_argument("--config", "-c", help="YAML run configuration (defaults when omitted)")
+    parser.add_argument(
+        "--config", "-c", metavar="FILE", help="YAML run configuration (the defaults when omitted)"
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -78,22 +85,24 @@ def _cmd_signal(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from hipo.pipeline_run import run_local
 
-    result = run_local(_load(args), args.out, arms=args.arms)
+    result = run_local(_load(args), args.out, arms=args.arms, verbose=args.verbose)
     print(result.summary)
     print(f"report: {result.report}")
     if result.comparison:
         print(result.comparison_summary)
         print(f"comparison report: {result.comparison}")
     aliases = ", ".join(result.aliases) or "none"
-    print(f"registered model: {result.model_name} version {result.version} (aliases: {aliases})")
+    print(f"registered model: {result.model_name} v{result.version} (aliases: {aliases})")
+    print(f"MLflow: run {result.run_dir.name} ({result.mlflow_run_id}) in {result.tracking_uri}")
     print(f"artifacts: {result.run_dir}")
+    print(f"step logs: {result.logs}")
     return 0
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
     from hipo.pipeline_run import compile_pipeline
 
-    selector = dict(item.split("=", 1) for item in args.gpu_node_selector)
+    selector = dict(args.gpu_node_selector)
     settings = {"accelerator": args.accelerator, "image_pull_secrets": tuple(args.image_pull_secret)}
     if args.gpu_node_selector:
         settings["gpu_node_selector"] = selector
@@ -112,21 +121,46 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     """``hipo run`` (the DAG through kfp.local) and ``hipo compile`` (the DAG for a cluster)."""
     from hipo.pipeline_run import COMPILED  # light: kfp is imported when a command runs
 
-    p = sub.add_parser("run", help="run the whole pipeline on this machine (kfp.local), the embedded default")
+    p = sub.add_parser(
+        "run",
+        help="run the whole pipeline on this machine (kfp.local), the embedded default",
+        description="Run the whole pipeline on this machine (kfp.local): one line per step as it\n"
+        "starts and ends; each step's whole output goes to <run>/logs/<step>.log.",
+        epilog="examples:\n  hipo run --preset demo --arms baseline --out runs/demo\n"
+        "  hipo run --set rl.steps=20 --set seed=1 -v",
+    )
     _add_config_args(p)
-    p.add_argument("--out", default="runs/local", help="run directory (artifacts; the registry is beside it)")
+    p.add_argument(
+        "--out", default="runs/local", help="run directory: artifacts/<run>/ holds each step's outputs"
+    )
     p.add_argument(
         "--arms",
         choices=("hipo", "baseline", "all"),
         default="hipo",
         help="hipo: the main line; baseline: + Cold-Start (on); all: the paper's five arms",
     )
+    p.add_argument(
+        "--verbose", "-v", action="store_true", help="show every step's whole output, not the progress view"
+    )
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("compile", help="compile the pipeline for a cluster (GPU requests, Secrets by name)")
     p.add_argument("--out", default=str(COMPILED), help="where to write the pipeline YAML")
     p.add_argument("--accelerator", default="nvidia.com/gpu", help="GPU resource name of the training steps")
-    p.add_argument("--gpu-node-selector", action="append", default=[], metavar="KEY=VALUE", help="repeatable")
-    p.add_argument("--image-pull-secret", action="append", default=[], help="repeatable")
+    p.add_argument(
+        "--gpu-node-selector",
+        action="append",
+        default=[],
+        type=key_value,
+        metavar="KEY=VALUE",
+        help="node label the training pods require (repeatable; default nvidia.com/gpu.present=true)",
+    )
+    p.add_argument(
+        "--image-pull-secret",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Secret the pods pull the images with (repeatable)",
+    )
     p.add_argument(
         "--api-key-env",
         action="append",
@@ -281,7 +315,7 @@ def _add_train_commands(train: argparse._SubParsersAction) -> None:
 def _cmd_promote(args: argparse.Namespace) -> int:
     from hipo.registry import promote
 
-    previous = promote(args.name, args.version, args.reason, tracking_uri=args.tracking_uri)
+    previous = promote(args.name, args.version, args.reason, tracking_uri=_registry(args))
     print(f"{args.name}: champion is v{args.version}" + (f" (was v{previous})" if previous else ""))
     return 0
 
@@ -289,7 +323,7 @@ def _cmd_promote(args: argparse.Namespace) -> int:
 def _cmd_rollback(args: argparse.Namespace) -> int:
     from hipo.registry import rollback
 
-    restored = rollback(args.name, args.reason, tracking_uri=args.tracking_uri)
+    restored = rollback(args.name, args.reason, tracking_uri=_registry(args))
     print(f"{args.name}: champion rolled back to v{restored}")
     return 0
 
@@ -297,8 +331,19 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     from hipo.registry import describe
 
-    print(describe(args.name, tracking_uri=args.tracking_uri).to_text())
+    print(describe(args.name, tracking_uri=_registry(args)).to_text())
     return 0
+
+
+def _registry(args: argparse.Namespace) -> str:
+    """The registry a command works on (said on stderr); an error, not a new empty one, when the
+    local registry does not exist."""
+    from hipo.registry.client import require_registry, resolve_uri
+
+    uri = resolve_uri(args.tracking_uri)
+    print(f"registry: {uri}", file=sys.stderr)
+    require_registry(uri)
+    return uri
 
 
 def _add_registry_commands(sub: argparse._SubParsersAction) -> None:
@@ -311,17 +356,21 @@ def _add_registry_commands(sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(command, help=help_text)
         p.add_argument("name", help="registered model name (registry.model_name)")
         if command == "promote":
-            p.add_argument("version", help="model version number")
+            p.add_argument("version", type=model_version, help="model version: 3 or v3")
         if command != "models":
             p.add_argument("--reason", default=f"manual {command}", help="recorded in the audit tags")
-        p.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI)")
+        p.add_argument(
+            "--tracking-uri",
+            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else runs/mlflow.db here)",
+        )
         p.set_defaults(func=func)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from hipo.cli_remote import add_remote_commands
 
-    parser = argparse.ArgumentParser(prog="hipo", description=__doc__)
+    parser = CliParser(prog="hipo", description=__doc__, epilog=EXAMPLES)
+    parser.add_argument("--version", action="version", version=f"hipo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("config", help="print the effective run configuration (validates it)")
@@ -330,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="print scripted-teacher responses in both modes (JSON lines)")
     p.add_argument("--n", type=_positive_int, default=5, help="number of problems")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the problems and the teacher")
     p.set_defaults(func=_cmd_sample)
 
     data = sub.add_parser("data", help="the hybrid data pipeline").add_subparsers(dest="data", required=True)
@@ -350,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("signal", help="cold-start data, its quality gate and the HiPO signal per difficulty")
     _add_config_args(p)
-    p.add_argument("--problems-per-level", type=int, default=200)
+    p.add_argument("--problems-per-level", type=int, default=200, help="problems per difficulty")
     p.add_argument("--out", default="runs/signal", help="where it writes its datasets and reports")
     p.set_defaults(func=_cmd_signal)
 
@@ -365,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("hf", "vllm"), help="what serves the checkpoints (eval.engine)")
     p.add_argument("--out", required=True, help="output directory (a rerun resumes there)")
     p.add_argument("--labels", help="dataset directory or eval file with prompt and preferred_mode columns")
-    p.add_argument("--title", default="HiPO evaluation")
+    p.add_argument("--title", default="HiPO evaluation", help="the report's title")
     p.add_argument(
         "--reuse", metavar="DIR", help="an earlier evaluate --out: same model files and settings are copied"
     )

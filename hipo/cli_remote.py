@@ -91,5 +91,5 @@ def add_remote_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("unschedule", help="disable and delete a recurring run (by id or unique name)")
     _add_common(p, package=False)
-    p.add_argument("name_or_id", metavar="NAME_OR_ID")
+    p.add_argument("name_or_id", metavar="NAME_OR_ID", help="the recurring run's id or its unique name")
     p.set_defaults(func=_cmd_unschedule)

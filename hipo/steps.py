@@ -14,12 +14,14 @@ import functools
 import inspect
 import json
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hipo.config import RunConfig, build_config, load_config, parse_yaml
+from hipo.run_record import ERROR_FILE, STEP_FILE
 from hipo.tasks.base import Problem
 
 if TYPE_CHECKING:
@@ -27,7 +29,6 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONFIG_FILE = "config.yaml"
-ERROR_FILE = "error.txt"
 PROMPTS_FILE = "prompts.jsonl"
 ARM_NAMES = {
     ("on", "none"): "Cold-Start (on)",
@@ -38,26 +39,38 @@ ARM_NAMES = {
 }
 
 
-def records_failure(output: str) -> Callable[[F], F]:
-    """On an exception, write its one-line message to ``error.txt`` beside the step's ``output`` path
-    (the step's folder under the pipeline root), so a runner can name the failed step and say why."""
+def records_outcome(output: str) -> Callable[[F], F]:
+    """Record the step in its folder (the parent of its ``output`` path, under the pipeline root):
+    ``step.json`` with its start and duration and, on an exception, ``error.txt`` with the one-line
+    message, so a runner can say how each step went and name a failed one (``hipo.run_record``)."""
 
     def wrap(func: F) -> F:
         signature = inspect.signature(func)
 
         @functools.wraps(func)
         def run(*args: Any, **kwargs: Any) -> Any:
+            where = Path(signature.bind(*args, **kwargs).arguments[output]).parent
+            where.mkdir(parents=True, exist_ok=True)
+            started, clock = time.time(), time.perf_counter()
+            (where / STEP_FILE).write_text(json.dumps({"started": started}), encoding="utf-8")
             try:
                 return func(*args, **kwargs)
             except Exception as error:
-                where = Path(signature.bind(*args, **kwargs).arguments[output]).parent
-                where.mkdir(parents=True, exist_ok=True)
                 (where / ERROR_FILE).write_text(f"{type(error).__name__}: {error}\n", encoding="utf-8")
                 raise
+            finally:
+                record = {"started": started, "seconds": time.perf_counter() - clock}
+                (where / STEP_FILE).write_text(json.dumps(record), encoding="utf-8")
 
         return run  # type: ignore[return-value]
 
     return wrap
+
+
+def _html_twin(path: str | Path) -> None:
+    """Copy an HTML artifact to ``<path>.html`` beside it: KFP names the file without a suffix, and
+    a browser renders only the twin."""
+    shutil.copyfile(path, f"{path}.html")
 
 
 def read_config(config_dir: str | Path) -> RunConfig:
@@ -69,7 +82,7 @@ def rl_arm_name(config_dir: str | Path) -> str:
     return ARM_NAMES[("mix", read_config(config_dir).rl.algorithm)]
 
 
-@records_failure("config_dir")
+@records_outcome("config_dir")
 def prepare(
     parameters: dict[str, Any], config_yaml: str, overrides: list[str], config_dir: str, prompts_dir: str
 ) -> dict[str, int]:
@@ -116,7 +129,7 @@ def _queries(prompts_dir: str | Path) -> list[tuple[str, Problem]]:
     return [(row.pop("split"), Problem(**row)) for row in rows]
 
 
-@records_failure("dataset_dir")
+@records_outcome("dataset_dir")
 def generate_hybrid_data(config_dir: str, prompts_dir: str, dataset_dir: str) -> dict[str, float]:
     """Teacher samples in both modes, verification, mode choice and rationales → Cold-Start datasets."""
     from hipo.data.run import generate
@@ -131,13 +144,14 @@ def generate_hybrid_data(config_dir: str, prompts_dir: str, dataset_dir: str) ->
     }
 
 
-@records_failure("report_html")
+@records_outcome("report_html")
 def validate_data(config_dir: str, dataset_dir: str, report_html: str) -> dict[str, float]:
     """The quality gate over the Cold-Start (mix) set; writes the report, raises GateFailed on failure."""
     from hipo.quality import check, validate_dataset
 
     result = validate_dataset(Path(dataset_dir) / "mix", read_config(config_dir).quality)
     Path(report_html).write_text(result.html(), encoding="utf-8")
+    _html_twin(report_html)
     check(result)
     return {"expectations": float(len(result.checks)), "failed": float(len(result.failures))}
 
@@ -161,7 +175,7 @@ def _last_metrics(path: Path) -> dict[str, float]:
     return {k: float(v) for k, v in last.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
-@records_failure("model_dir")
+@records_outcome("model_dir")
 def sft(
     config_dir: str, dataset_dir: str, dataset: str, model_dir: str, run_id: str, task_config: Any = None
 ) -> dict[str, float]:
@@ -176,7 +190,7 @@ def sft(
     return _last_metrics(final / "metrics.jsonl")
 
 
-@records_failure("model_dir")
+@records_outcome("model_dir")
 def hipo_rl(
     config_dir: str,
     policy_dir: str,
@@ -202,7 +216,7 @@ def hipo_rl(
     return _last_metrics(work / "metrics.jsonl")
 
 
-@records_failure("results_dir")
+@records_outcome("results_dir")
 def evaluate(
     config_dir: str,
     models: dict[str, str],
@@ -228,6 +242,8 @@ def evaluate(
     for source, target in ((files["report.html"], report_html), (files["summary.md"], summary_md)):
         if target:
             shutil.copyfile(source, target)
+    if report_html:
+        _html_twin(report_html)
     print(Path(files["summary.md"]).read_text(encoding="utf-8"))
     return json.loads(Path(files["metrics.json"]).read_text())
 
@@ -240,7 +256,7 @@ def arm_results(results_dir: str | Path) -> dict[str, EvalResult]:
     return {name: load_result(Path(results_dir) / "models" / slug(name), name) for name in ARM_NAMES.values()}
 
 
-@records_failure("results_dir")
+@records_outcome("results_dir")
 def compare_arms(
     config_dir: str,
     dataset_dir: str,
@@ -292,7 +308,7 @@ def cold_start_metrics(results_dir: str | Path) -> dict[str, dict[str, float]]:
     }
 
 
-@records_failure("card_md")
+@records_outcome("card_md")
 def register(
     config_dir: str, model_dir: str, results_dir: str, run_id: str, data_uri: str, card_md: str
 ) -> str:
@@ -322,7 +338,7 @@ def register(
     return str(registration.version)
 
 
-@records_failure("card_md")
+@records_outcome("card_md")
 def gate(config_dir: str, version: str, card_md: str) -> bool:
     """The promotion gate: may ``version`` replace the champion? Writes the decision and its reasons."""
     from hipo.registry import gate_version
@@ -343,7 +359,7 @@ def gate(config_dir: str, version: str, card_md: str) -> bool:
     return decision.passed
 
 
-@records_failure("card_md")
+@records_outcome("card_md")
 def promote(config_dir: str, version: str, card_md: str) -> str:
     """Make the version the gate passed the ``champion``; returns a line saying so."""
     from hipo.registry import promote_challenger
@@ -357,12 +373,43 @@ def promote(config_dir: str, version: str, card_md: str) -> str:
     return line
 
 
+def _mlflow_lines(run_dir: Path) -> list[str]:
+    """Where the run's MLflow records are: the pipeline run's MLflow run, the registered version."""
+    from hipo.config import mlflow_parent_run_id, mlflow_tracking_uri
+    from hipo.run_record import registration_run
+
+    config_dir = run_dir / "prepare" / "config"
+    if not (config_dir / CONFIG_FILE).is_file():
+        return []
+    registry = read_config(config_dir).registry
+    uri = registry.tracking_uri or mlflow_tracking_uri() or "the default registry"
+    lines = []
+    if parent := mlflow_parent_run_id():
+        lines.append(f"- MLflow run: `{run_dir.name}` ({parent}), experiment `{registry.experiment}`, {uri}")
+    registered = run_dir / "register" / "executor_output.json"
+    if registered.is_file():
+        version = json.loads(registered.read_text())["parameterValues"]["Output"]
+        run_id = registration_run(run_dir)
+        lines.append(f"- model: {registry.model_name} v{version} (registered by MLflow run {run_id})")
+    return lines
+
+
 def run_summary(status: dict[str, Any], summary_md: str) -> str:
-    """The exit handler's summary: how the run ended and, on failure, which step and why."""
+    """The exit handler's summary: how the run ended (on failure, which step and why) and, where the
+    step folders are in reach (a local run), every step's status, duration, key metrics and
+    artifacts, the pipeline run's MLflow run and the registered model version."""
+    from hipo.run_record import artifact_lines, run_outcomes, steps_table
+
     state = str(status.get("state", "UNKNOWN"))
-    lines = [f"# HiPO pipeline run: {state}", "", f"- run: {status.get('pipeline_job_resource_name', '')}"]
+    task_dir = Path(summary_md).parent
+    outcomes = run_outcomes(task_dir.parent, exclude=(task_dir.name,))
+    run = task_dir.parent.name if outcomes else status.get("pipeline_job_resource_name", "")
+    lines = [f"# HiPO pipeline run: {state}", "", f"- run: {run}"]
     if status.get("error_message"):
         lines += [f"- error code: {status.get('error_code')}", f"- error: {status['error_message']}"]
+    if outcomes:
+        lines += [*_mlflow_lines(task_dir.parent), "", "## Steps", "", *steps_table(outcomes)]
+        lines += ["", "## Artifacts", "", *artifact_lines(outcomes)]
     text = "\n".join(lines) + "\n"
     Path(summary_md).write_text(text, encoding="utf-8")
     print(text, end="")

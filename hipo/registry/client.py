@@ -9,9 +9,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hipo.config import mlflow_tracking_uri
+from hipo.config import mlflow_parent_run_id, mlflow_tracking_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -23,17 +24,37 @@ HTTP_BACKOFF_FACTOR = 1
 CHAMPION, CHALLENGER = "champion", "challenger"
 RUN_TAG = "pipeline_run_id"  # version tag: the pipeline run that registered it (idempotency key)
 METRIC_TAG = "metric."  # version tags "metric.<key>" carry the gated metrics for `hipo models`
+LOCAL_REGISTRY = Path("runs") / "mlflow.db"  # in the working directory, beside `make demo`'s runs/demo
 
 
 class RegistryError(RuntimeError):
     """An MLflow registry operation that cannot proceed; the message says what to check."""
 
 
-def resolve_uri(tracking_uri: str | None = None) -> str:
-    """The given URI, else MLFLOW_TRACKING_URI, else mlflow's own default (a local SQLite file)."""
-    import mlflow
+def local_registry_uri() -> str:
+    """The registry of local runs when no tracking server is set: ``runs/mlflow.db`` in the working
+    directory, shared by every `hipo run` there (so the gate compares a run with the runs before it)."""
+    return f"sqlite:///{LOCAL_REGISTRY.resolve()}"
 
-    return tracking_uri or mlflow_tracking_uri() or mlflow.get_tracking_uri()
+
+def resolve_uri(tracking_uri: str | None = None) -> str:
+    """The given URI, else MLFLOW_TRACKING_URI, else the local registry (``local_registry_uri``)."""
+    return tracking_uri or mlflow_tracking_uri() or local_registry_uri()
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other stores)."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def require_registry(uri: str) -> None:
+    """Raise a RegistryError when a SQLite registry file does not exist, instead of creating an empty one."""
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise RegistryError(
+            f"no MLflow registry at {path}: `hipo run` creates it in runs/ of the directory it runs in; "
+            "run this command there, or set MLFLOW_TRACKING_URI (or --tracking-uri) to your registry"
+        )
 
 
 def _limit_http_retries() -> None:
@@ -72,7 +93,26 @@ def connect(tracking_uri: str | None = None) -> MlflowClient:
     _limit_http_retries()
     if uri.startswith(("http://", "https://")):
         _probe(uri)
+    if (path := sqlite_path(uri)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def nested_tags() -> dict[str, str]:
+    """Tags that nest a new run under the pipeline run's MLflow run, when `hipo run` started one."""
+    parent = mlflow_parent_run_id()
+    return {"mlflow.parentRunId": parent} if parent else {}
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    """The experiment's id, created if missing. With a SQLite store (the local default) its artifacts
+    go beside the database file, not into the working directory."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment:
+        return experiment.experiment_id
+    path = sqlite_path(client.tracking_uri)
+    location = (path.parent / "mlartifacts" / name).resolve().as_uri() if path is not None else None
+    return client.create_experiment(name, artifact_location=location)
 
 
 @contextmanager

@@ -28,8 +28,10 @@ from hipo.registry.client import (
     RUN_TAG,
     RegistryError,
     connect,
+    experiment_id,
     get_version,
     mlflow_errors,
+    nested_tags,
     resolve_uri,
 )
 from hipo.registry.gate import GateDecision, gate_metrics
@@ -116,19 +118,6 @@ def _tracking(uri: str) -> Iterator[None]:
         mlflow.set_tracking_uri(previous)
 
 
-def _experiment_id(client: MlflowClient, name: str) -> str:
-    """The experiment's id, created if missing. With a SQLite store (the local default) its artifacts
-    go beside the database file, not into the working directory."""
-    experiment = client.get_experiment_by_name(name)
-    if experiment:
-        return experiment.experiment_id
-    uri = client.tracking_uri
-    location = None
-    if uri.startswith("sqlite:///"):
-        location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / name).resolve().as_uri()
-    return client.create_experiment(name, artifact_location=location)
-
-
 def _publish(
     client: MlflowClient,
     config: RunConfig,
@@ -143,8 +132,10 @@ def _publish(
     import mlflow
     from huggingface_hub import ModelCard
 
-    experiment_id = _experiment_id(client, config.registry.experiment)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=lineage[RUN_TAG], tags=lineage):
+    experiment = experiment_id(client, config.registry.experiment)
+    nested = nested_tags()  # under the pipeline run's MLflow run: "register" beside "sft (mix)", "rl (hipo)"
+    name = "register" if nested else lineage[RUN_TAG]
+    with mlflow.start_run(experiment_id=experiment, run_name=name, tags={**lineage, **nested}):
         mlflow.log_params(_flatten(config.to_dict()))
         mlflow.log_metrics(metrics)
         mlflow.log_text(config.to_yaml(), "config.yaml")

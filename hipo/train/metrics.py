@@ -1,6 +1,6 @@
 """Per-step RL metrics (HIPO_ALGORITHM.md §7): summary of the rollouts, the update's stats and timings;
-written to ``metrics.jsonl`` (and MLflow when a tracking URI is set), printed as one progress line, and
-watched by the mode-collapse alarm.
+written to ``metrics.jsonl`` (and MLflow when a tracking URI is set: ``MlflowCurve``, which SFT uses
+too), printed as one progress line, and watched by the mode-collapse alarm.
 
 Values that do not exist at a step (accuracy of a mode nobody chose, KL without a reference) are
 ``None`` in the JSON lines and left out of MLflow.
@@ -67,6 +67,52 @@ def summarize(rows: dict[str, Tensor]) -> dict[str, float | None]:
     return out
 
 
+def tracking_uri(config: RunConfig) -> str | None:
+    """Where training curves go: registry.tracking_uri, else MLFLOW_TRACKING_URI; None: MLflow off."""
+    return config.registry.tracking_uri or mlflow_tracking_uri()
+
+
+class MlflowCurve:
+    """One training stage as an MLflow run: its parameters once, then every logged step's numeric
+    metrics, so the MLflow UI draws the curves. Under `hipo run` the run nests under the pipeline
+    run's. Nothing is logged without a tracking URI; the run is created at the first step."""
+
+    def __init__(self, config: RunConfig, name: str, params: dict[str, Any], run_id: str | None = None):
+        self.uri = tracking_uri(config)
+        self.experiment = config.registry.experiment
+        self.name = name
+        self.params = params
+        self.run_id = run_id  # set when a resumed stage continues its run
+        self._client: Any = None
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        if self.uri is None:
+            return
+        from mlflow.entities import Metric, Param
+
+        from hipo.registry.client import connect, experiment_id, nested_tags
+
+        if self._client is None:
+            self._client = connect(self.uri)
+        if self.run_id is None:
+            experiment = experiment_id(self._client, self.experiment)
+            run = self._client.create_run(experiment, run_name=self.name, tags=nested_tags())
+            self.run_id = run.info.run_id
+            params = [Param(k, str(v)[:6000]) for k, v in self.params.items()]
+            self._client.log_batch(self.run_id, params=params)
+        stamp = int(time.time() * 1000)
+        values = [
+            Metric(k, float(v), stamp, step)
+            for k, v in metrics.items()
+            if k != "step" and isinstance(v, int | float) and not isinstance(v, bool)
+        ]
+        self._client.log_batch(self.run_id, metrics=values)
+
+    def close(self, status: str = "FINISHED") -> None:
+        if self._client is not None and self.run_id is not None:
+            self._client.set_terminated(self.run_id, status)
+
+
 class MetricsTracker:
     """Writes each step's metrics (main rank only) and keeps the collapse alarm (on every rank)."""
 
@@ -74,12 +120,9 @@ class MetricsTracker:
         self.path = out_dir / "metrics.jsonl"
         self.total = config.rl.steps
         self.alarm_steps = config.rl.collapse_alarm_steps
-        self.experiment = config.registry.experiment
         self.main = main
-        self.params = params
         self.collapsed_for = 0  # consecutive steps with thinking rate exactly 0 or 1
-        self.mlflow_run_id: str | None = None
-        self._client: Any = None
+        self.mlflow = MlflowCurve(config, f"rl ({config.rl.algorithm})", params)
         self._started = time.perf_counter()
         self._first_step: int | None = None
 
@@ -90,11 +133,11 @@ class MetricsTracker:
     def state_dict(self) -> dict[str, Any]:
         """Alarm counter, MLflow run and the metrics written so far (a resumed run rewinds the file)."""
         lines = self.path.read_text(encoding="utf-8") if self.main and self.path.exists() else ""
-        return {"collapsed_for": self.collapsed_for, "mlflow_run_id": self.mlflow_run_id, "jsonl": lines}
+        return {"collapsed_for": self.collapsed_for, "mlflow_run_id": self.mlflow.run_id, "jsonl": lines}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.collapsed_for = state["collapsed_for"]
-        self.mlflow_run_id = state["mlflow_run_id"]
+        self.mlflow.run_id = state["mlflow_run_id"]
         if self.main:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text(state["jsonl"], encoding="utf-8")
@@ -113,7 +156,7 @@ class MetricsTracker:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as out:
             out.write(json.dumps(metrics) + "\n")
-        self._to_mlflow(step, metrics)
+        self.mlflow.log(step, metrics)
         print(self._progress(step, metrics), flush=True)
 
     def _progress(self, step: int, m: dict[str, Any]) -> str:
@@ -127,29 +170,9 @@ class MetricsTracker:
             f"ETA {eta // 60}m{eta % 60:02d}s"
         )
 
-    def _to_mlflow(self, step: int, metrics: dict[str, Any]) -> None:
-        uri = mlflow_tracking_uri()
-        if uri is None:
-            return
-        from mlflow.entities import Metric, Param
-        from mlflow.tracking import MlflowClient
-
-        if self._client is None:
-            self._client = MlflowClient(tracking_uri=uri)
-        if self.mlflow_run_id is None:
-            found = self._client.get_experiment_by_name(self.experiment)
-            experiment = found.experiment_id if found else self._client.create_experiment(self.experiment)
-            self.mlflow_run_id = self._client.create_run(experiment, run_name="hipo-rl").info.run_id
-            params = [Param(k, str(v)[:6000]) for k, v in self.params.items()]
-            self._client.log_batch(self.mlflow_run_id, params=params)
-        stamp = int(time.time() * 1000)
-        values = [
-            Metric(k, float(v), stamp, step)
-            for k, v in metrics.items()
-            if k != "step" and isinstance(v, int | float)
-        ]
-        self._client.log_batch(self.mlflow_run_id, metrics=values)
+    @property
+    def mlflow_run_id(self) -> str | None:
+        return self.mlflow.run_id
 
     def close(self, status: str = "FINISHED") -> None:
-        if self._client is not None and self.mlflow_run_id is not None:
-            self._client.set_terminated(self.mlflow_run_id, status)
+        self.mlflow.close(status)

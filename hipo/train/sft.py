@@ -22,6 +22,7 @@ import torch
 from hipo.config import DistributedEnv, RunConfig, distributed_env
 from hipo.quality.load import DatasetError
 from hipo.train import distributed
+from hipo.train.metrics import MlflowCurve
 from hipo.train.models import Policy, load_policy, save_policy
 from hipo.train.optim import Updater, accumulation_steps, build_updater, deepspeed_config
 from hipo.train.sft_data import (
@@ -70,22 +71,27 @@ def evaluate(
 
 
 class _Log:
-    """Progress lines (stderr) and metrics.jsonl rows, written by rank 0 only."""
+    """Progress lines (stderr), metrics.jsonl rows and the MLflow curves, written by rank 0 only."""
 
-    def __init__(self, path: Path, main: bool) -> None:
+    def __init__(self, path: Path, main: bool, curve: MlflowCurve) -> None:
+        if main:
+            path.parent.mkdir(parents=True, exist_ok=True)
         self.file = path.open("w", encoding="utf-8") if main else None
+        self.curve = curve
 
     def write(self, row: dict[str, Any]) -> None:
         if self.file is None:
             return
         self.file.write(json.dumps(row) + "\n")
         self.file.flush()
+        self.curve.log(row["step"], row)
         parts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()]
         print("sft " + " · ".join(parts), file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
+            self.curve.close()
 
 
 def train_sft(
@@ -134,7 +140,10 @@ def train_sft(
             policy.model.to(distributed.device_for(env))
         updater = build_updater(policy.model, optim, sft.steps, env, ds_config, bf16)
         policy.model = updater.module
-        metrics = _loop(config, updater, policy, train, groups, evals, env, accumulation, out, log_every)
+        params = {"data": str(dataset_dir), "model.base": config.model.base, **config.sft.model_dump()}
+        curve = MlflowCurve(config, f"sft ({Path(str(dataset_dir).rstrip('/')).name})", params)
+        log = _Log(out / "metrics.jsonl", distributed.is_main(), curve)
+        metrics = _loop(config, updater, policy, train, groups, evals, env, accumulation, log, log_every)
         metrics.update(dropped_too_long=dropped + eval_dropped, world_size=env.world_size)
         with updater.full_parameters():
             if distributed.is_main():
@@ -155,16 +164,13 @@ def _loop(
     evals: list[Example],
     env: DistributedEnv,
     accumulation: int,
-    out: Path,
+    log: _Log,
     log_every: int,
 ) -> dict[str, Any]:
     sft, micro = config.sft, config.sft.optim.micro_batch_size
     pad_id = policy.tokenizer.pad_token_id
     lengths = [len(e.ids) for e in train]
     batches = shuffled_batches(groups, sft.batch_size, config.seed)
-    if distributed.is_main():
-        out.mkdir(parents=True, exist_ok=True)
-    log = _Log(out / "metrics.jsonl", distributed.is_main())
     first_eval = evaluate(updater, evals, micro, env, pad_id) if evals else None
     if evals:
         log.write({"step": 0, "eval_loss": first_eval})

@@ -145,7 +145,7 @@ def test_cli_models_promote_rollback(published, mlflow_server, capsys):
     assert f"{name}: challenger v2, champion v1; champion history: v1" in out
     assert "version  aliases     gate      arithmetic/accuracy" in out
     assert "2        challenger  rejected  0.5" in out and "pub-2" in out
-    assert main(["promote", name, "2", "--reason", "manual check", *uri]) == 0
+    assert main(["promote", name, "v2", "--reason", "manual check", *uri]) == 0  # as `models` prints it
     assert capsys.readouterr().out.strip() == f"{name}: champion is v2 (was v1)"
     assert main(["rollback", name, *uri]) == 0
     assert capsys.readouterr().out.strip() == f"{name}: champion rolled back to v1"
@@ -153,6 +153,16 @@ def test_cli_models_promote_rollback(published, mlflow_server, capsys):
     assert f"model '{name}' has no version 7; versions: 1, 2" in capsys.readouterr().err
     assert main(["models", "no-such-model", *uri]) == 2
     assert "no registered model 'no-such-model'" in capsys.readouterr().err
+
+
+def test_cli_uses_mlflow_tracking_uri_over_the_local_registry(
+    config, mlflow_server, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)  # the config fixture set MLFLOW_TRACKING_URI to the server
+    assert main(["models", "no-such-model"]) == 2
+    err = capsys.readouterr().err
+    assert f"registry: {mlflow_server}\n" in err and "no registered model 'no-such-model'" in err
+    assert list(tmp_path.iterdir()) == []  # no runs/mlflow.db, no mlruns: nothing in the working directory
 
 
 def test_missing_model_and_champion_errors(config, mlflow_server):

@@ -1,22 +1,31 @@
-"""Generation with transformers ``generate``: batched, left padded, KV cache, HiPO chat template.
+"""Generation with a transformers causal LM: batched, left padded, KV cache, HiPO chat template.
 
-Log-probs: for each generated token, ``log_softmax`` of the model's raw logits at that step (a
-logits processor placed before the sampling warpers records them), i.e. the distribution at
-temperature 1 without top-p — vLLM's default ("raw_logprobs") and what a trainer recomputes as
-π_old. For rollouts at temperature 1 and top_p 1 this is also the sampling distribution. Only one
-step's distribution is held at a time, so memory does not grow with vocabulary × length.
+The decoding loop is this module's own rather than transformers' ``generate``: per token it runs one
+forward with the reused KV cache and samples with a few tensor ops, and rows that have stopped leave
+the batch (and the cache), so a batch costs what its live rows cost. On a small model on CPU the
+per-token overhead of ``generate`` (input preparation, stopping criteria, logits processors) and
+``torch.multinomial`` was most of the rollout time (docs/speed.md).
+
+Sampling: temperature, then top-p (smallest set of most likely tokens whose probability reaches
+top_p), then one uniform number per row mapped through the cumulative distribution (an exact draw,
+cheaper per token than ``torch.multinomial``); greedy takes the argmax of the raw logits.
+
+Log-probs: for each generated token, ``log_softmax`` of the model's raw logits at that step, i.e. the
+distribution at temperature 1 without top-p — vLLM's default ("raw_logprobs") and what a trainer
+recomputes as π_old.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LogitsProcessorList
-from transformers.generation.logits_process import LogitsProcessor
+from torch import Tensor
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from hipo import template
 from hipo.config import SamplingConfig
@@ -24,27 +33,92 @@ from hipo.engines.base import Completion, EngineError
 from hipo.engines.prompting import chat_prompt, is_greedy, judges_for, stop_token_ids
 
 
-class _SampledLogprobs(LogitsProcessor):
-    """Keeps the log-softmax of the latest step and gathers it at the token sampled from it."""
+def next_tokens(logits: Tensor, sampling: SamplingConfig, generator: torch.Generator) -> Tensor:
+    """One token per row of ``logits`` [rows, vocab], drawn as the module docstring says."""
+    if is_greedy(sampling):
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / sampling.temperature, dim=-1)
+    if sampling.top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        beyond = sorted_p.cumsum(-1) - sorted_p >= sampling.top_p  # the most likely token always stays
+        probs = torch.zeros_like(probs).scatter_(-1, order, sorted_p.masked_fill(beyond, 0.0))
+    cdf = probs.cumsum(-1)
+    # u in [0, total): the first token whose cumulative probability exceeds u; a token of probability
+    # 0 has an empty interval and is never drawn
+    u = torch.rand((probs.shape[0], 1), generator=generator, device=probs.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=probs.shape[-1] - 1)
 
-    def __init__(self) -> None:
-        self.last: torch.Tensor | None = None
-        self.taken: list[torch.Tensor] = []
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self.last is not None:
-            self.taken.append(self.last.gather(1, input_ids[:, -1:]).squeeze(1))
-        self.last = torch.log_softmax(scores.float(), dim=-1)
-        return scores
+@dataclass(frozen=True)
+class Sampled:
+    """What ``sample`` generated: tokens [rows, max_new_tokens] (pad after a row's end), each row's
+    length (its stop token included), whether it stopped, and log-probs like ``tokens`` (or None)."""
 
-    def finish(self, new_tokens: torch.Tensor) -> torch.Tensor:
-        """[batch, generated] log-probs aligned with ``new_tokens``."""
-        length = new_tokens.shape[1]
-        if len(self.taken) < length and self.last is not None:
-            self.taken.append(self.last.gather(1, new_tokens[:, len(self.taken)].unsqueeze(1)).squeeze(1))
-        if length == 0:
-            return torch.zeros(new_tokens.shape[0], 0)
-        return torch.stack(self.taken[:length], dim=1).cpu()
+    tokens: Tensor
+    lengths: list[int]
+    stopped: list[bool]
+    logprobs: Tensor | None
+
+
+@torch.inference_mode()
+def sample(
+    model: Any,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    sampling: SamplingConfig,
+    stop_ids: Sequence[int],
+    pad_id: int,
+    generator: torch.Generator,
+    logprobs: bool = True,
+) -> Sampled:
+    """Decode up to ``sampling.max_new_tokens`` tokens after each left-padded row of ``input_ids``."""
+    rows, steps, device = input_ids.shape[0], sampling.max_new_tokens, input_ids.device
+    tokens = torch.full((rows, steps), pad_id, dtype=torch.long, device=device)
+    taken = torch.zeros((rows, steps), device=device) if logprobs else None
+    lengths = torch.full((rows,), steps, dtype=torch.long)
+    stopped = torch.zeros(rows, dtype=torch.bool)
+    stops = torch.tensor(sorted(set(stop_ids)), device=device)
+    live = torch.arange(rows, device=device)
+    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    mask, position = attention_mask, positions[:, -1:]
+    for step in range(steps):
+        logits = out.logits[:, -1].float()
+        token = next_tokens(logits, sampling, generator)
+        tokens[live, step] = token
+        if taken is not None:
+            taken[live, step] = torch.log_softmax(logits, -1).gather(-1, token[:, None]).squeeze(-1)
+        done = torch.isin(token, stops)
+        if bool(done.any()):
+            ended = live[done].cpu()
+            lengths[ended], stopped[ended] = step + 1, True
+            keep = (~done).nonzero().squeeze(1)
+            if keep.numel() == 0:
+                break
+            cache.batch_select_indices(keep)
+            live, token, mask, position = live[keep], token[keep], mask[keep], position[keep]
+        if step == steps - 1:
+            break
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+        position = position + 1
+        out = model(
+            input_ids=token[:, None],
+            attention_mask=mask,
+            position_ids=position,
+            past_key_values=cache,
+            use_cache=True,
+        )
+    return Sampled(
+        tokens.cpu(), lengths.tolist(), stopped.tolist(), taken.cpu() if taken is not None else None
+    )
 
 
 class HFEngine:
@@ -53,8 +127,9 @@ class HFEngine:
     An in-memory model is used as it is: moved to ``device`` and put in eval mode (a trainer that
     shares it switches it back with ``model.train()``).
 
-    ``seed`` seeds a generator that draws one torch seed per batch (the global torch RNG is restored
-    afterwards), so the same engine seed and the same calls give the same samples.
+    ``seed`` seeds a generator that draws one torch seed per batch (the global torch RNG is not
+    used), so the same engine seed and the same calls give the same samples. ``logprobs=False``
+    leaves ``Completion.logprobs`` None (RL rollouts do not read them).
     """
 
     def __init__(
@@ -64,6 +139,7 @@ class HFEngine:
         batch_size: int = 32,
         device: str = "cpu",
         seed: int = 0,
+        logprobs: bool = True,
     ) -> None:
         if isinstance(model_dir_or_model, str | Path):
             path = Path(model_dir_or_model)
@@ -88,6 +164,7 @@ class HFEngine:
         self._stop_ids = stop_token_ids(tokenizer)
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self._stop_ids[0]
         self._rng = random.Random(seed)
+        self.logprobs = logprobs
 
     def _encode(
         self, prompt: str, forced_mode: template.ForcedMode, judge: str
@@ -114,20 +191,6 @@ class HFEngine:
             flat.extend(self._generate_batch(rows[start : start + self.batch_size], sampling))
         return [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
 
-    def _config(self, sampling: SamplingConfig) -> GenerationConfig:
-        common = {
-            "max_new_tokens": sampling.max_new_tokens,
-            "eos_token_id": self._stop_ids,
-            "pad_token_id": self._pad_id,
-            "use_cache": True,
-        }
-        if is_greedy(sampling):
-            return GenerationConfig(do_sample=False, **common)
-        return GenerationConfig(
-            do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0, **common
-        )
-
-    @torch.inference_mode()
     def _generate_batch(
         self, batch: list[tuple[list[int], list[int], str]], sampling: SamplingConfig
     ) -> list[Completion]:
@@ -138,32 +201,20 @@ class HFEngine:
             ids = base + prefill
             input_ids[row, width - len(ids) :] = torch.tensor(ids)
             attention[row, width - len(ids) :] = 1
-        recorder = _SampledLogprobs()
         device = self.model.device
-        with torch.random.fork_rng(devices=[] if device.type == "cpu" else None, device_type=device.type):
-            torch.manual_seed(self._rng.randrange(2**63))
-            sequences = self.model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=attention.to(device),
-                generation_config=self._config(sampling),
-                logits_processor=LogitsProcessorList([recorder]),
-            )
-        new = sequences[:, width:].cpu()
-        logprobs = recorder.finish(new)
-        stops = set(self._stop_ids)
-        out = []
+        generator = torch.Generator(device=device).manual_seed(self._rng.randrange(2**63))
+        args = (input_ids.to(device), attention.to(device), sampling, self._stop_ids, self._pad_id)
+        out = sample(self.model, *args, generator, self.logprobs)
+        completions = []
         for row, (_, prefill_ids, prefill_text) in enumerate(batch):
-            tokens = new[row].tolist()
-            end = next((i + 1 for i, t in enumerate(tokens) if t in stops), None)
-            finish = "length" if end is None else "stop"
-            tokens = tokens[:end]
-            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-            out.append(
+            tokens = out.tokens[row, : out.lengths[row]].tolist()
+            logprobs = out.logprobs[row, : len(tokens)].tolist() if out.logprobs is not None else None
+            completions.append(
                 Completion(
-                    text=prefill_text + text,
+                    text=prefill_text + self.tokenizer.decode(tokens, skip_special_tokens=True),
                     token_ids=tuple(prefill_ids + tokens),
-                    logprobs=tuple(logprobs[row, : len(tokens)].tolist()),
-                    finish_reason=finish,
+                    logprobs=tuple(logprobs) if logprobs is not None else None,
+                    finish_reason="stop" if out.stopped[row] else "length",
                 )
             )
-        return out
+        return completions

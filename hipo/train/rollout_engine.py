@@ -39,7 +39,8 @@ class HFRollouts:
         from hipo.engines.hf import HFEngine
 
         with self.updater.generation_model() as model:
-            engine = HFEngine(model, self.policy.tokenizer, GENERATE_BATCH, str(model.device), seed=seed)
+            tokenizer, device = self.policy.tokenizer, str(model.device)
+            engine = HFEngine(model, tokenizer, GENERATE_BATCH, device, seed=seed, logprobs=False)
             return engine.generate(prompts, n, sampling)
 
     def sync(self) -> None:

@@ -128,3 +128,11 @@ def test_errors_name_the_fix(tmp_path, engine):
     plain.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
     with pytest.raises(EngineError, match="add_hipo_tokens"):
         chat_prompt(plain, "What is 1 + 1?", "on")
+
+
+def test_leaving_out_logprobs_changes_no_sample(tiny_model_dir):
+    """RL rollouts skip the log-prob recording; the draws are the same."""
+    without = HFEngine(tiny_model_dir, batch_size=4, seed=0, logprobs=False).generate(PROMPTS, 3, SAMPLED)
+    with_them = HFEngine(tiny_model_dir, batch_size=4, seed=0).generate(PROMPTS, 3, SAMPLED)
+    assert _ids(without) == _ids(with_them)
+    assert all(c.logprobs is None for row in without for c in row)

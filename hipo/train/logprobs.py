@@ -30,8 +30,9 @@ def response_logprobs(
     """
     ids, mask, width_p = trimmed(input_ids, attention_mask, prompt_width)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
-    logits = logits[:, width_p - 1 : -1].float()
+    keep = ids.shape[1] - width_p + 1  # the lm head runs on the response positions only
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep)
+    logits = out.logits[:, :-1].float()
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, ids[:, width_p:, None]).squeeze(-1)
     ent = None

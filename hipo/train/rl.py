@@ -56,6 +56,7 @@ class Trainer:
         completions = self.engine.generate(prompts, rl.group_size, config.rollout_sampling, seed)
         generated = time.perf_counter()
         batch = build_batch(queries, completions, self.task, self.policy.tokenizer, self.policy.ids, rl)
+        scored = time.perf_counter()
         keep = torch.ones(batch.num_groups, dtype=torch.bool)
         if rl.drop_uniform_groups:
             keep = ~alg.uniform_groups(batch.rewards.view(-1, rl.group_size))
@@ -70,6 +71,7 @@ class Trainer:
         return {
             **metrics,
             "time_generation": generated - start,
+            "time_scoring": scored - generated,
             "time_sync": end - updated,
             "time_step": end - start,
             "tokens_per_s": metrics["response_tokens"] / (end - start),
@@ -120,6 +122,33 @@ def make_updater(config: RunConfig, env: DistributedEnv, model: Any) -> Updater:
     return updater
 
 
+def build_trainer(
+    config: RunConfig,
+    env: DistributedEnv,
+    task: Task,
+    problems: list[Problem],
+    policy_source: str,
+    local: Path,
+    ckpt: Path | None = None,
+) -> tuple[Trainer, dict[str, Any]]:
+    """The trainer of a run from ``policy_source``, or resumed from ``ckpt`` (with the loop state saved
+    there; else ``{}``). ``local`` holds converted models and the rollout engine's files."""
+    rl = config.rl
+    policy = preflight.policy(str(ckpt or policy_source), config, local / "cache")
+    updater = make_updater(config, env, policy.model)
+    policy.model = updater.module
+    ref = None
+    if rl.kl_beta > 0:
+        ref = updater.frozen(preflight.policy(policy_source, config, local / "cache").model)
+    cursor = DataCursor(problems, config.seed)
+    state: dict[str, Any] = {}
+    if ckpt is not None:
+        state = checkpoint.restore(ckpt, updater, env.rank)
+        cursor.load_state_dict(state["cursor"])
+    engine = rollout_engine.make(rl, policy, updater, local / f"rollout-policy-{env.rank}", config.seed)
+    return Trainer(config, env, task, policy, updater, ref, cursor, engine), state
+
+
 def _run(
     config: RunConfig,
     env: DistributedEnv,
@@ -138,23 +167,13 @@ def _run(
     ckpt = ckpt or checkpoint.latest(ckpt_dir)
     if ckpt is not None:
         checkpoint.check_compatible(ckpt, config, env)
-    policy = preflight.policy(str(ckpt or policy_source), config, local / "cache")
-    updater = make_updater(config, env, policy.model)
-    policy.model = updater.module
-    ref = None
-    if rl.kl_beta > 0:
-        ref = updater.frozen(preflight.policy(policy_source, config, local / "cache").model)
-    cursor = DataCursor(problems, config.seed)
+    trainer, state = build_trainer(config, env, task, problems, policy_source, local, ckpt)
+    policy, updater, cursor = trainer.policy, trainer.updater, trainer.cursor
     params = {**checkpoint.flatten(config.to_dict()), "policy_source": policy_source}
     tracker = MetricsTracker(local, config, distributed.is_main(), {**params, "world_size": env.world_size})
-    step = 0
-    if ckpt is not None:
-        state = checkpoint.restore(ckpt, updater, env.rank)
-        step = state["step"]
-        cursor.load_state_dict(state["cursor"])
+    step = state.get("step", 0)
+    if "tracker" in state:
         tracker.load_state_dict(state["tracker"])
-    engine = rollout_engine.make(rl, policy, updater, local / f"rollout-policy-{env.rank}", config.seed)
-    trainer = Trainer(config, env, task, policy, updater, ref, cursor, engine)
     meta = {"config": config.to_dict(), "world_size": env.world_size, "policy_source": policy_source}
     stopped, metrics = None, {}
     while step < rl.steps and stopped is None:

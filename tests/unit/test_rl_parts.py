@@ -4,6 +4,7 @@ updates, metrics (collapse alarm, MLflow on a real SQLite store)."""
 import copy
 import json
 import logging
+from dataclasses import replace
 
 import pytest
 import torch
@@ -145,6 +146,62 @@ def test_micro_batched_update_equals_one_big_batch(tiny, loss_agg):
     for key in ("loss", "clip_frac", "grad_norm", "entropy"):
         assert stats_a[key] == pytest.approx(stats_b[key], rel=1e-4, abs=1e-6), key
     assert stats_a["kl"] is None and stats_a["clip_frac"] > 0  # the second epoch moved off ratio 1
+
+
+def _update(model, batch, rl_values, reference):
+    """(weights after one policy_update of a copy of ``model``, its stats); ``reference``: pass a frozen
+    copy as the KL reference, which (even at kl_beta 0) makes the update recompute π_old in its own
+    pass and forward every row, as it did before those were skipped."""
+    config = build_config({"rl": rl_values})
+    trained = copy.deepcopy(model)
+    updater = make_updater(config, DistributedEnv(), trained)
+    ref = updater.frozen(copy.deepcopy(model)) if reference else None
+    stats = policy_update(updater, batch, config.rl, norm_len=16, ref_model=ref)
+    return torch.cat([p.detach().flatten() for p in trained.parameters()]), stats
+
+
+def _with_uniform_groups(batch, groups):
+    adv = batch.advantages.clone().view(batch.num_groups, batch.group_size, -1)
+    adv[groups] = 0.0
+    return replace(batch, advantages=adv.view_as(batch.advantages))
+
+
+@pytest.mark.parametrize("loss_agg", ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"])
+def test_reusing_the_training_forward_as_pi_old_gives_the_same_weights_bit_for_bit(tiny, loss_agg):
+    """One PPO epoch, no reference: π_old's log-probs are the training forward's own, detached."""
+    model, _, _ = tiny
+    batch = synthetic_batch(model.config.vocab_size)
+    rl = {"loss_agg": loss_agg, "kl_beta": 0.0, "optim": {"micro_batch_size": 64, "lr": 2e-4}}
+    (fast, fast_stats), (full, full_stats) = (_update(model, batch, rl, r) for r in (False, True))
+    start = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert (fast - start).abs().max() > 1e-4 and torch.equal(fast, full)
+    for key in ("loss", "clip_frac", "grad_norm", "entropy"):
+        assert fast_stats[key] == full_stats[key], key
+
+
+@pytest.mark.parametrize("micro", [3, 64])
+def test_skipping_zero_advantage_rows_gives_the_same_update(tiny, micro):
+    """Groups 0 and 2 have advantage 0 everywhere: left out of the forward, counted in the normaliser."""
+    model, _, _ = tiny
+    batch = _with_uniform_groups(synthetic_batch(model.config.vocab_size), [0, 2])
+    rl = {"kl_beta": 0.0, "optim": {"micro_batch_size": micro, "lr": 2e-4}}
+    (fast, fast_stats), (full, full_stats) = (_update(model, batch, rl, r) for r in (False, True))
+    start = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert (fast - start).abs().max() > 1e-4
+    assert torch.allclose(fast, full, atol=2e-5)  # float order only (see the micro-batch test above)
+    for key in ("loss", "clip_frac", "grad_norm"):
+        assert fast_stats[key] == pytest.approx(full_stats[key], rel=1e-4, abs=1e-6), key
+
+
+def test_an_update_with_only_zero_advantages_still_steps_the_optimiser(tiny):
+    """AdamW's weight decay moves the weights on a zero gradient: skipping every row must not skip that."""
+    model, _, _ = tiny
+    batch = _with_uniform_groups(synthetic_batch(model.config.vocab_size), [0, 1, 2, 3])
+    rl = {"kl_beta": 0.0, "optim": {"micro_batch_size": 8, "lr": 1e-2, "weight_decay": 0.1}}
+    (fast, fast_stats), (full, _) = (_update(model, batch, rl, r) for r in (False, True))
+    start = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert not torch.equal(fast, start) and torch.equal(fast, full)
+    assert fast_stats["grad_norm"] == 0.0
 
 
 def _think_on_rows(tiny, n_groups=2):

@@ -26,6 +26,7 @@ from hipo.train.metrics import MlflowCurve
 from hipo.train.models import Policy, load_policy, save_policy
 from hipo.train.optim import Updater, accumulation_steps, build_updater, deepspeed_config
 from hipo.train.sft_data import (
+    IGNORE,
     Example,
     collate,
     encode,
@@ -33,6 +34,16 @@ from hipo.train.sft_data import (
     read_sft_dataset,
     shuffled_batches,
 )
+
+
+def label_window(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``batch`` with the loss window cut to the columns from the first one that predicts a label (in any
+    row) on: the lm head and the cross-entropy skip the prompt columns before it (``logits_to_keep``),
+    which on a large vocabulary is a good part of a step. The loss is the same sum over the same labels."""
+    labels = batch["labels"]
+    first = int((labels != IGNORE).int().argmax(-1).min())  # every row has a label
+    start = max(first - 1, 0)
+    return {**batch, "labels": labels[:, start:], "logits_to_keep": labels.shape[1] - start}
 
 
 def _examples(
@@ -62,7 +73,7 @@ def evaluate(
     totals = torch.zeros(2, dtype=torch.float64, device=updater.device)
     updater.module.eval()
     for part in micro_batches(range(len(mine)), lengths, micro):
-        batch = collate([mine[i] for i in part], pad_id, updater.device)
+        batch = label_window(collate([mine[i] for i in part], pad_id, updater.device))
         out = updater.forward(**batch, num_items_in_batch=1)  # reduction "sum", divided by 1
         totals += torch.stack([out.loss.double(), (batch["labels"][:, 1:] != -100).sum().double()])
     updater.module.train()
@@ -175,6 +186,7 @@ def _loop(
     if evals:
         log.write({"step": 0, "eval_loss": first_eval})
     losses, train_s, tokens, window_tokens, window_s = [], 0.0, 0, 0, 0.0
+    labels, window_labels = 0, 0  # tokens that carry loss (the response and its end of turn)
     updater.module.train()
     row: dict[str, Any] = {}
     for step in range(1, sft.steps + 1):
@@ -185,7 +197,7 @@ def _loop(
         assert len(parts) == accumulation
         step_loss = torch.zeros((), device=updater.device)
         for k, part in enumerate(parts):
-            batch = collate([train[i] for i in part], pad_id, updater.device)
+            batch = label_window(collate([train[i] for i in part], pad_id, updater.device))
             with updater.micro_step(last=k == len(parts) - 1):
                 loss = updater.forward(**batch, num_items_in_batch=n_labels).loss
                 updater.backward(loss)
@@ -196,6 +208,7 @@ def _loop(
         step_tokens = sum(len(train[i].ids) for i in batch_rows)
         train_s, tokens = train_s + elapsed, tokens + step_tokens
         window_s, window_tokens = window_s + elapsed, window_tokens + step_tokens
+        labels, window_labels = labels + n_labels, window_labels + n_labels
         evaluate_now = evals and (step % sft.eval_every == 0 or step == sft.steps)
         if step % log_every == 0 or step == sft.steps or evaluate_now:
             row = {
@@ -204,13 +217,14 @@ def _loop(
                 "lr": updater.lr,
                 "grad_norm": grad_norm,
                 "tokens_per_s": window_tokens / window_s,
+                "label_tokens_per_s": window_labels / window_s,
                 "elapsed_s": train_s,
                 "eta_s": train_s / step * (sft.steps - step),
             }
             if evaluate_now:
                 row["eval_loss"] = evaluate(updater, evals, micro, env, pad_id)
             log.write(row)
-            losses, window_tokens, window_s = [], 0, 0.0
+            losses, window_tokens, window_labels, window_s = [], 0, 0, 0.0
     log.close()
     return {
         "steps": sft.steps,
@@ -221,4 +235,5 @@ def _loop(
         "train_seconds": train_s,
         "steps_per_s": sft.steps / train_s,
         "tokens_per_s": tokens / train_s,
+        "label_tokens_per_s": labels / train_s,
     }

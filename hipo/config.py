@@ -48,7 +48,7 @@ class EndpointConfig(_Section):
     """An OpenAI-compatible HTTP endpoint (vLLM server, DeepSeek API, ...). The key is read from the
     environment variable named by ``api_key_env`` (a Kubernetes Secret on a cluster), never stored."""
 
-    base_url: str | None = None
+    base_url: str | None = Field(None, pattern=r"^https?://[^\s/]+")  # e.g. http://vllm:8000/v1
     model: str = ""
     api_key_env: str = "OPENAI_API_KEY"
     max_concurrency: int = Field(8, ge=1, le=1024)

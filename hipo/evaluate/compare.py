@@ -75,6 +75,8 @@ def evaluate_models(
     if not models or len(set(slugs)) != len(slugs):
         raise ConfigError(f"give each model a distinct display name, got {list(models)}")
     preflight_models(models)
+    if earlier and not Path(earlier).is_dir():
+        raise ConfigError(f"earlier evaluation {earlier}: no such folder (pass an earlier evaluate --out)")
     benchmarks = load_benchmarks(config.eval, config.seed)
     label_map = labels_from_dataset(labels) if labels else None
     results = {}

@@ -114,6 +114,26 @@ def _read_jsonl(uri: str, data: bytes) -> pa.Table:
         raise DatasetError(f"{uri}: a column holds values of different types across rows: {error}") from None
 
 
+def _scalar_columns(uri: str, table: pa.Table) -> pa.Table:
+    """``table`` with its binary schema columns as text; refused when a schema column holds lists or
+    structs (one scalar per row is the schema) or bytes that are not UTF-8."""
+    for name in DATASET_COLUMNS:
+        if name not in table.column_names:
+            continue
+        kind = table.schema.field(name).type
+        if pa.types.is_nested(kind):
+            raise DatasetError(
+                f"{uri}: column {name!r} holds {kind} values, not one {DATASET_COLUMNS[name]} per row"
+            )
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            try:
+                text = table.column(name).cast(pa.string())
+            except pa.ArrowInvalid:
+                raise DatasetError(f"{uri}: column {name!r} holds bytes that are not UTF-8 text") from None
+            table = table.set_column(table.schema.get_field_index(name), name, text)
+    return table
+
+
 def _read(uri: str) -> pd.DataFrame:
     try:
         data = storage.read_bytes(uri)
@@ -122,7 +142,11 @@ def _read(uri: str) -> pd.DataFrame:
     if not data:
         raise DatasetError(f"{uri} is empty (0 bytes): was it written completely?")
     table = _read_parquet(uri, data) if uri.endswith(".parquet") else _read_jsonl(uri, data)
-    frame = table.to_pandas(types_mapper=_arrow_type).reset_index(drop=True)
+    table = _scalar_columns(uri, table)
+    try:
+        frame = table.to_pandas(types_mapper=_arrow_type).reset_index(drop=True)
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{uri}: a text column holds bytes that are not UTF-8 ({error.reason})") from None
     for name, kind in DATASET_COLUMNS.items():
         if kind == "float64" and name in frame and pd.api.types.is_integer_dtype(frame[name]):
             frame[name] = frame[name].astype("Float64").astype("float64")

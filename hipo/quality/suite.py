@@ -135,6 +135,26 @@ def _derived_checks(q: QualityConfig) -> list[Check]:
             "the answer block of the response equals the answer column, whitespace-normalised",
             pair(column_A=d.ANSWER, column_B=d.PARSED_ANSWER, row_condition=parsed),
         ),
+        _check(
+            "answer_agrees_with_reference",
+            "answer is the reference_answer's value (same text or number, or math-equivalent)",
+            gxe.ExpectColumnValuesToBeInSet(column=d.ANSWER_AGREES, value_set=[True]),
+            "answer",
+            "reference_answer",
+        ),
+        _check(
+            "judge_hides_the_answer",
+            "the judge rationale does not state the response's answer",
+            gxe.ExpectColumnValuesToBeInSet(column=d.JUDGE_LEAKS, value_set=[False], row_condition=parsed),
+            "response",
+        ),
+        _check(
+            "n_tokens_matches_response",
+            "n_tokens fits the response text: at least its whitespace-separated pieces, at most its bytes",
+            gxe.ExpectColumnValuesToBeInSet(column=d.TOKENS_PLAUSIBLE, value_set=[True]),
+            "n_tokens",
+            "response",
+        ),
     ]
     for split in SPLITS:
         share = gxe.ExpectColumnMeanToBeBetween(

@@ -44,7 +44,32 @@ def read_sft_dataset(dataset_dir: str | Path) -> dict[str, pd.DataFrame]:
             raise DatasetError(f"dataset {dataset_dir}: {split} has empty prompt or response values")
     if splits["train"].empty:
         raise DatasetError(f"dataset {dataset_dir}: the train split has no rows")
+    for split, part in splits.items():
+        check_rows(dataset_dir, split, part)
     return splits
+
+
+def check_rows(dataset_dir: str | Path, split: str, frame: pd.DataFrame) -> None:
+    """Refuse rows SFT must not learn from: a prompt or response that is not text, a response that is
+    not a well-formed HiPO response (judge span, one mode tag, think iff on, closed answer), or one
+    whose mode tag differs from its ``mode`` column. The quality gate reports every row."""
+    for column in REQUIRED_COLUMNS:
+        if not pd.api.types.is_string_dtype(frame[column]) or not all(
+            isinstance(v, str) for v in frame[column]
+        ):
+            raise DatasetError(f"dataset {dataset_dir}: {split} column {column!r} must hold text")
+    bad = []
+    for row, response in enumerate(frame["response"]):
+        parsed = template.parse(response)
+        mode = frame["mode"].iloc[row] if "mode" in frame else parsed.mode
+        if not parsed.format_ok or parsed.mode != mode:
+            bad.append((row, "; ".join(parsed.problems) or f"mode tag {parsed.mode!r}, mode column {mode!r}"))
+    if bad:
+        row, why = bad[0]
+        raise DatasetError(
+            f"dataset {dataset_dir}: {len(bad)} of {len(frame)} {split} rows are no well-formed HiPO "
+            f"responses (first: row {row}: {why[:120]}); hipo data validate lists them all"
+        )
 
 
 def encode(tokenizer: Any, frame: pd.DataFrame) -> list[Example]:

@@ -6,6 +6,9 @@ the groups; the main rank saves the parameters and stats to OUT.
 """
 
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for bench.policies
 
 import torch
 from rl_support import rl_config, synthetic_batch

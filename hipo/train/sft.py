@@ -13,6 +13,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +113,11 @@ def train_sft(
     base: Policy | None = None,
     cache_dir: str | Path | None = None,
     log_every: int = 10,
+    before_step: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``base`` (trained in place; default: load ``config.model.base``) on ``dataset_dir``.
+    ``before_step(step)`` runs before each step, outside its timing (a benchmark alternates steps with
+    a peer's there).
 
     Returns the final metrics (losses, tokens, speed).
     ``cache_dir`` holds converted / downloaded base models (default: a folder in the system temp dir).
@@ -154,7 +158,8 @@ def train_sft(
         params = {"data": str(dataset_dir), "model.base": config.model.base, **config.sft.model_dump()}
         curve = MlflowCurve(config, f"sft ({Path(str(dataset_dir).rstrip('/')).name})", params)
         log = _Log(out / "metrics.jsonl", distributed.is_main(), curve)
-        metrics = _loop(config, updater, policy, train, groups, evals, env, accumulation, log, log_every)
+        parts = (config, updater, policy, train, groups, evals, env, accumulation, log, log_every)
+        metrics = _loop(*parts, before_step)
         metrics.update(dropped_too_long=dropped + eval_dropped, world_size=env.world_size)
         with updater.full_parameters():
             if distributed.is_main():
@@ -177,6 +182,7 @@ def _loop(
     accumulation: int,
     log: _Log,
     log_every: int,
+    before_step: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     sft, micro = config.sft, config.sft.optim.micro_batch_size
     pad_id = policy.tokenizer.pad_token_id
@@ -190,6 +196,8 @@ def _loop(
     updater.module.train()
     row: dict[str, Any] = {}
     for step in range(1, sft.steps + 1):
+        if before_step is not None:
+            before_step(step)
         started = time.perf_counter()
         batch_rows = next(batches)
         n_labels = sum(train[i].n_labels for i in batch_rows)  # the global normaliser

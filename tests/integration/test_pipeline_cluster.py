@@ -1,6 +1,7 @@
 """`hipo run --arms all` with ``launch.backend=trainjob``: the whole DAG through kfp.local, each training
 step a TrainJob on the fake Kubernetes API (tests/fakes/k8s_api.py) whose "pod" is a real
-``python -m hipo.launch.entry`` process training through the S3 server."""
+``python -m hipo.launch.entry`` process training through the S3 server. Then a retry of one step
+reattaches to that step's job, and the same job name asked for with other inputs is refused."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import pytest
 from fakes.k8s_api import FakeKubeAPI, failed, running, succeeded
 
 from hipo.cli import main as hipo_main
+from hipo.launch import LaunchError, run_training
+from hipo.launch.kube import TRAINJOB, api_client
 from hipo.launch.manifests import DIGEST_LABEL, RUN_LABEL
+from hipo.steps import read_config
 
 NS = "team-a"
 SMALL = [
@@ -26,6 +30,16 @@ SMALL = [
     "rl.group_size=4",
     "registry.max_format_failure_rate=1.0",
 ]
+
+
+TRAINJOB_REF = (TRAINJOB.group, TRAINJOB.version)
+COMPLETE = {"conditions": [{"type": "Complete", "status": "True", "reason": "JobSetCompleted"}]}
+
+
+def kubernetes_client():
+    from kubernetes import client
+
+    return client.CustomObjectsApi(api_client())
 
 
 def entry_args(body: dict) -> list[str]:
@@ -75,3 +89,24 @@ def test_five_arms_train_five_distinct_jobs_on_distinct_inputs(s3_prefix, tmp_pa
     assert len(outputs) == 5
     run_dir = next((tmp_path / "run" / "artifacts").iterdir())
     assert json.loads((run_dir / "compare-arms" / "executor_output.json").read_text())
+
+    # a retry of the sft-on step (same run, same inputs) reattaches to its job; the same task name
+    # with the other arm's data is refused, never attached
+    kube = FakeKubeAPI().start()
+    try:
+        monkeypatch.setenv("KUBECONFIG", str(kube.write_kubeconfig(tmp_path / "kubeconfig", NS)))
+        [sft_on] = [b for b in bodies if b["metadata"]["name"].startswith("hipo-sft-on-")]
+        client = kubernetes_client()
+        client.create_namespaced_custom_object(*TRAINJOB_REF, NS, "trainjobs", {**sft_on, "status": {}})
+        kube.set_job_status(("trainer.kubeflow.org", NS, "trainjobs", sft_on["metadata"]["name"]), COMPLETE)
+        config = read_config(run_dir / "prepare" / "config")
+        run_id = sft_on["metadata"]["labels"][RUN_LABEL]
+        data = run_dir / "generate-hybrid-data" / "dataset"
+        again = run_training(
+            "sft", ["--data", str(data / "on")], config, tmp_path / "retry", run_id, task="on"
+        )
+        assert (again / "config.json").is_file() and len(kube.created) == 1  # no second job
+        with pytest.raises(LaunchError, match="made for another task or other inputs"):
+            run_training("sft", ["--data", str(data / "mix")], config, tmp_path / "wrong", run_id, task="on")
+    finally:
+        kube.stop()

@@ -103,7 +103,15 @@ class QualityConfig(_Section):
     max_tokens_off: int = Field(1024, ge=1)
     min_think_on_share: float = Field(0.02, ge=0.0, le=1.0)
     max_think_on_share: float = Field(0.98, ge=0.0, le=1.0)
-    examples_per_failure: int = Field(5, ge=1)
+    examples_per_failure: int = Field(5, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> QualityConfig:
+        for low, high in (("min_tokens_on", "max_tokens_on"), ("min_tokens_off", "max_tokens_off"),
+                          ("min_think_on_share", "max_think_on_share")):  # fmt: skip
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"{low} must not exceed {high}")
+        return self
 
 
 class SamplingConfig(_Section):

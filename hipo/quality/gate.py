@@ -23,7 +23,7 @@ from great_expectations.data_context.types.base import (
 
 from hipo.config import QualityConfig
 from hipo.quality.derive import add_helpers
-from hipo.quality.load import ROW_COLUMN, SPLIT_COLUMN, Dataset, load_dataset
+from hipo.quality.load import ROW_COLUMN, SPLIT_COLUMN, Dataset, DatasetError, load_dataset
 from hipo.quality.report import render_html
 from hipo.quality.suite import Check, build_checks
 
@@ -96,8 +96,9 @@ class GateResult:
         return "\n".join(lines)
 
 
-class GateFailed(ValueError):
-    """The dataset did not pass the gate; ``result`` holds everything, the message the failures."""
+class GateFailed(DatasetError):
+    """The dataset did not pass the gate; ``result`` holds everything, the message the failures. A
+    DatasetError, so a command that runs the gate on its way (``hipo signal``) reports it as one."""
 
     def __init__(self, result: GateResult) -> None:
         super().__init__(result.message())

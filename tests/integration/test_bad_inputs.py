@@ -152,6 +152,14 @@ CONFIG_CASES = [
     Case("sample-n-zero", ["sample", "--n", "0"], {}, ("--n", "at least 1")),
 ]
 
+CONFIG_CASES.append(
+    Case(
+        "quality-range-inverted",
+        ["config", "--set", "quality.min_think_on_share=0.99"],
+        says=("min_think_on_share must not exceed max_think_on_share",),
+    )
+)
+
 OUT_CASES = [
     Case(
         "generate-out-s3",

@@ -11,12 +11,12 @@ from typing import Any, NoReturn
 
 EXAMPLES = """\
 examples:
-  hipo run --preset demo --arms baseline --out runs/demo   the demo (what `make demo` runs)
+  hipo run --preset demo --arms baseline --out runs/demo    the demo (what `make demo` runs)
   hipo run --set rl.steps=20 -v                             a short run, every step's output shown
   hipo models hipo-policy                                   versions, aliases, gate decisions
   hipo promote hipo-policy v2 --reason "checked by hand"    make v2 the champion
   hipo config --preset demo                                 the effective configuration
-  hipo compile --gpu-node-selector nvidia.com/gpu.product=H100   the pipeline for a cluster
+  hipo compile --gpu-node-selector pool=a100                the pipeline for a cluster
 
 Without MLFLOW_TRACKING_URI, runs register in runs/mlflow.db under the current directory."""
 

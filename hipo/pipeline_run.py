@@ -115,9 +115,16 @@ class _PipelineMlflowRun:
         self.client.set_tag(self.run_id, "artifacts", str(run_dir))
 
     def finish(self, run_dir: Path | None, succeeded: bool) -> None:
+        """Attach the run summary and end the run; a step stopped mid-way leaves its run RUNNING, so
+        the nested runs still running are ended as FAILED too."""
         summary = run_dir / "run-summary" / "summary" if run_dir else None
         if summary is not None and summary.is_file():
             self.client.log_text(self.run_id, summary.read_text(encoding="utf-8"), "run-summary.md")
+        if not succeeded:
+            experiment = self.client.get_run(self.run_id).info.experiment_id
+            nested = f"tags.mlflow.parentRunId = '{self.run_id}' and attributes.status = 'RUNNING'"
+            for child in self.client.search_runs([experiment], nested):
+                self.client.set_terminated(child.info.run_id, "FAILED")
         self.client.set_terminated(self.run_id, "FINISHED" if succeeded else "FAILED")
 
 
@@ -178,6 +185,9 @@ def run_local(
         succeeded = True
     except RuntimeError as error:
         raise PipelineFailed(_failed_step(view.run_dir, error) if view.run_dir else str(error)) from None
+    except KeyboardInterrupt:
+        kept = f"; the finished steps' outputs stay in {view.run_dir}" if view.run_dir else ""
+        raise PipelineFailed(f"interrupted during step {view.task or 'start-up'}{kept}") from None
     finally:
         view.close()
         mlflow_run.finish(view.run_dir, succeeded)

@@ -186,6 +186,25 @@ def scored_records(step_dir):
     return {path.parent.name: json.loads(path.read_text()) for path in files}
 
 
+def test_a_stopped_run_ends_its_mlflow_run_and_the_nested_runs_still_running(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from hipo.config import MLFLOW_PARENT_RUN_VARIABLE
+    from hipo.pipeline_run import _PipelineMlflowRun, local_config
+    from hipo.train.metrics import MlflowCurve
+
+    config = local_config(build_config({}, SMALL))
+    pipeline_run = _PipelineMlflowRun(config)
+    monkeypatch.setenv(MLFLOW_PARENT_RUN_VARIABLE, pipeline_run.run_id)
+    curve = MlflowCurve(config, "sft (mix)", {"sft.steps": 4})
+    curve.log(1, {"loss": 2.0})  # then the step is interrupted: its run is never closed
+    pipeline_run.finish(None, succeeded=False)
+    client = MlflowClient(config.registry.tracking_uri)
+    assert client.get_run(curve.run_id).info.status == "FAILED"
+    assert client.get_run(pipeline_run.run_id).info.status == "FAILED"
+    assert config.registry.tracking_uri == f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"
+
+
 def test_a_failing_step_stops_the_run_with_its_own_message_and_keeps_earlier_work(tmp_path):
     config = build_config({}, [*SMALL, "quality.min_think_on_share=0.97"])
     with pytest.raises(PipelineFailed) as caught:

@@ -33,10 +33,17 @@ def engine_for(model: str, config: RunConfig) -> Engine:
         return VLLMEngine(model, seed=config.seed)
     import torch
 
+    from hipo.engines.base import EngineError
     from hipo.engines.hf import HFEngine
+    from hipo.train.models import ModelError, first_line
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return HFEngine(model, batch_size=config.eval.batch_size, device=device, seed=config.seed)
+    try:
+        return HFEngine(model, batch_size=config.eval.batch_size, device=device, seed=config.seed)
+    except EngineError:
+        raise
+    except Exception as error:  # weights that do not fit their config.json, and the like
+        raise ModelError(f"model folder {model}: cannot load it ({first_line(error)})") from None
 
 
 class OnFirstUse:

@@ -160,7 +160,7 @@ def load_smollm2(cache_dir: str | Path) -> tuple[Any, Any]:
     return _from_dir(cached, "smollm2")
 
 
-def _short(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     """The first line of an exception's message, at most 200 characters."""
     text = (str(error).strip().splitlines() or [type(error).__name__])[0]
     return text if len(text) <= 200 else text[:199] + "…"
@@ -225,7 +225,7 @@ def check_model_folder(path: str | Path, hipo: bool = False) -> None:
         config = AutoConfig.from_pretrained(folder)
     except Exception as error:  # any failure here means the file is unusable, whatever the library raises
         raise ModelError(
-            f"{where}: config.json is not a valid model configuration ({_short(error)})"
+            f"{where}: config.json is not a valid model configuration ({first_line(error)})"
         ) from None
     problem = _weights_problem(folder)
     if problem:
@@ -235,7 +235,7 @@ def check_model_folder(path: str | Path, hipo: bool = False) -> None:
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except Exception as error:
-        raise ModelError(f"{where}: its tokenizer cannot be loaded ({_short(error)})") from None
+        raise ModelError(f"{where}: its tokenizer cannot be loaded ({first_line(error)})") from None
     if not hipo:
         return
     vocab = tokenizer.get_vocab()
@@ -261,7 +261,7 @@ def _from_dir(path: Path, source: str) -> tuple[Any, Any]:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     except Exception as error:  # any failure to load a user's folder is that folder's problem
-        raise ModelError(f"model folder {path}: cannot load it ({_short(error)})") from None
+        raise ModelError(f"model folder {path}: cannot load it ({first_line(error)})") from None
     return model, tokenizer
 
 

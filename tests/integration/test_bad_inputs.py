@@ -7,6 +7,7 @@ Cases are built in ``tmp_path`` by small writers; the model folders come from th
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -370,6 +371,9 @@ def broken_model(how: str) -> Callable[[Path], None]:
             (m / "model.safetensors").write_bytes(b"\x00garbage" * 1000)
         elif how == "invalid-config":
             (m / "config.json").write_text("{not json")
+        elif how == "weights-not-config":
+            config = json.loads((m / "config.json").read_text())
+            (m / "config.json").write_text(json.dumps({**config, "intermediate_size": 100}))
         elif how == "config-without-type":
             (m / "config.json").write_text('{"hidden_size": 64}')
         elif how == "no-tokenizer":
@@ -393,6 +397,7 @@ MODEL_FAULTS = {
     "garbage-weights": "not a safetensors file",
     "invalid-config": "config.json is not a valid model configuration",
     "config-without-type": "config.json is not a valid model configuration",
+    "weights-not-config": "cannot load it",
     "no-tokenizer": "tokenizer cannot be loaded",
     "is-a-file": "is a file",
 }

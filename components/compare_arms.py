@@ -1,9 +1,10 @@
+from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
-from components._base import component
+from components._base import training_component
 
 
-@component()
+@training_component()
 def compare_arms(
     config: Input[Artifact],
     dataset: Input[Dataset],
@@ -17,11 +18,14 @@ def compare_arms(
     summary: Output[Markdown],
     results: Output[Artifact],
     metrics: Output[Metrics],
+    run_id: str = "",
     earlier: Input[Artifact] = None,
+    task_config: dsl.TaskConfig = None,
 ):
     """The paper's comparison: the five arms on the same benchmarks, relative to Cold-Start (on); the
     table also goes to the MLflow run of ``version``, the registered HiPO arm. ``earlier``: the evaluate
-    step's results, whose models are not scored again."""
+    step's results, whose models are not scored again. With vLLM on a cluster the evaluation is a job
+    on the train image, like training."""
     from hipo import steps
 
     values = steps.compare_arms(
@@ -39,6 +43,8 @@ def compare_arms(
         summary.path,
         version,
         earlier.path if earlier else None,
+        run_id,
+        task_config,
     )
     for key, value in values.items():
         metrics.log_metric(key, value)

@@ -113,6 +113,11 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         from pipelines.hipo_pipeline import preset_key_variables
 
         settings["api_key_env"] = tuple(sorted({*preset_key_variables(), *args.api_key_env}))
+    if args.step_request or args.step_limit:
+        from pipelines.hipo_pipeline import STEP_LIMITS, STEP_REQUESTS
+
+        settings["step_requests"] = {**STEP_REQUESTS, **dict(args.step_request)}
+        settings["step_limits"] = {**STEP_LIMITS, **dict(args.step_limit)}
     print(f"compiled {compile_pipeline(args.out, **settings)}")
     return 0
 
@@ -169,6 +174,15 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
         help="another API key variable the steps read from the api_key_secret (repeatable; the presets' "
         "teacher and judge keys are always mapped)",
     )
+    for kind, default in (("request", "cpu=1 memory=4Gi"), ("limit", "cpu=4 memory=16Gi")):
+        p.add_argument(
+            f"--step-{kind}",
+            action="append",
+            default=[],
+            type=key_value,
+            metavar="cpu|memory=QUANTITY",
+            help=f"each step pod's CPU or memory {kind}, e.g. memory=8Gi (repeatable; default {default})",
+        )
     for kind in ("step", "train"):
         p.add_argument(
             f"--{kind}-image-digest",

@@ -266,6 +266,9 @@ class RegistryConfig(_Section):
     max_format_failure_rate: float = Field(0.05, ge=0.0, le=1.0)
 
 
+_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"  # a Kubernetes resource quantity
+
+
 class LaunchConfig(_Section):
     """Where the training steps (sft, hipo_rl) run. ``local``: in the step's own process, or under
     ``torchrun`` on CPU when ``procs_per_node`` > 1. ``trainjob``: a Kubeflow Trainer v2 TrainJob;
@@ -282,6 +285,9 @@ class LaunchConfig(_Section):
     env_secrets: tuple[str, ...] = ("hipo-s3",)  # Secrets passed to training pods as envFrom
     work_uri: str = ""  # s3:// prefix where cluster jobs leave checkpoints for the step to collect
     deadline_s: int = Field(7 * 24 * 3600, ge=60, description="fail the step if the job runs longer")
+    # each PyTorchJob pod's requests (a TrainJob's pods take the runtime's), as Kubernetes quantities
+    cpu_request: str = Field("4", pattern=_QUANTITY, description="CPU per PyTorchJob pod, e.g. 4 or 500m")
+    memory_request: str = Field("16Gi", pattern=_QUANTITY, description="memory per PyTorchJob pod, e.g. 16Gi")
 
 
 class RunConfig(_Section):

@@ -227,18 +227,29 @@ def evaluate(
     summary_md: str | None = None,
     title: str = "HiPO evaluation",
     earlier_dir: str | None = None,
+    run_id: str = "",
+    task_config: Any = None,
 ) -> dict[str, float]:
     """Benchmark ``{display name: model dir}`` into ``results_dir``; the last one in the paper's row
     order is the primary model whose metrics (and changes relative to ``baseline``) are returned and
     gated. The report and summary are also copied to ``report_html`` / ``summary_md`` when given.
-    ``earlier_dir``: an earlier evaluate step's results; models it scored are not scored again."""
-    from hipo.evaluate.compare import evaluate_models
+    ``earlier_dir``: an earlier evaluate step's results; models it scored are not scored again.
+    With vLLM on a cluster backend the evaluation runs as a job of the run ``run_id`` on the train
+    image (``task_config`` as for training), and its results come back into ``results_dir``."""
+    from hipo.evaluate.compare import evaluate_models, slug
+    from hipo.launch import evaluates_in_a_job, run_evaluation
 
     labels = Path(dataset_dir) / "mix"
     config = read_config(config_dir)
-    _, files = evaluate_models(
-        config, models, results_dir, labels=labels, title=title, baseline=baseline, earlier=earlier_dir
-    )
+    settings = {"labels": labels, "title": title, "baseline": baseline, "earlier": earlier_dir}
+    if evaluates_in_a_job(config):
+        task = f"vs-{slug(baseline)}" if len(models) == 2 else f"{len(models)}-models"
+        run_evaluation(models, config, results_dir, run_id, task_config, task=task, **settings)
+        files = {
+            name: str(Path(results_dir) / name) for name in ("report.html", "summary.md", "metrics.json")
+        }
+    else:
+        _, files = evaluate_models(config, models, results_dir, **settings)
     for source, target in ((files["report.html"], report_html), (files["summary.md"], summary_md)):
         if target:
             shutil.copyfile(source, target)
@@ -266,6 +277,8 @@ def compare_arms(
     summary_md: str,
     version: str = "",
     earlier_dir: str | None = None,
+    run_id: str = "",
+    task_config: Any = None,
 ) -> dict[str, float]:
     """The paper's five arms (``arm_dirs`` in ``ARM_NAMES`` order) scored side by side, relative to
     Cold-Start (on). Returns the HiPO arm's metrics and the whole table as ``comparison/<arm>/<column>``;
@@ -277,7 +290,7 @@ def compare_arms(
     baseline = ARM_NAMES[("on", "none")]
     values = evaluate(
         config_dir, models, dataset_dir, results_dir, baseline, report_html, summary_md,
-        earlier_dir=earlier_dir,
+        earlier_dir=earlier_dir, run_id=run_id, task_config=task_config,
     )  # fmt: skip
     table = table_metrics(comparison_table(arm_results(results_dir), baseline))
     if version:

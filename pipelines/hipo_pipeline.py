@@ -48,6 +48,39 @@ def preset_key_variables() -> tuple[str, ...]:
     return tuple(sorted({e.api_key_env for e in endpoints}))
 
 
+STEP_REQUESTS = {"cpu": "1", "memory": "4Gi"}
+STEP_LIMITS = {"cpu": "4", "memory": "16Gi"}
+
+
+def check_step_resources(requests: dict[str, str], limits: dict[str, str]) -> None:
+    """Refuse step sizes Kubernetes would refuse at run time: each of cpu and memory given as a
+    quantity (e.g. ``500m``, ``4Gi``), and no request above its limit."""
+    from kubernetes.utils import parse_quantity
+
+    from hipo.config import ConfigError
+
+    sizes = {}
+    for kind, values in (("request", requests), ("limit", limits)):
+        if set(values) != {"cpu", "memory"}:
+            raise ConfigError(
+                f"step {kind}s take cpu and memory (both), got {sorted(values)}: e.g. cpu=1 memory=4Gi "
+                "(a step pod never asks for a GPU; the training jobs do, from launch.gpus_per_node)"
+            )
+        for key, value in values.items():
+            try:
+                sizes[kind, key] = parse_quantity(value)
+            except ValueError:
+                raise ConfigError(
+                    f"step {kind} {key}={value!r} is not a Kubernetes quantity: write e.g. 500m, 2, 4Gi"
+                ) from None
+    for key in ("cpu", "memory"):
+        if sizes["request", key] > sizes["limit", key]:
+            raise ConfigError(
+                f"step request {key}={requests[key]} is above the step limit {key}={limits[key]}: raise the "
+                f"limit (--step-limit {key}=...) or lower the request"
+            )
+
+
 @dataclass(frozen=True)
 class ClusterSettings:
     """Kubernetes settings applied only when compiling for a cluster (kfp.local ignores them).
@@ -70,8 +103,11 @@ class ClusterSettings:
     shm_size: str = "16Gi"
     step_image: str = STEP_IMAGE  # hipo.images.pinned(STEP_IMAGE, digest) pins it
     train_image: str = TRAIN_IMAGE
-    step_requests: dict[str, str] = field(default_factory=lambda: {"cpu": "1", "memory": "4Gi"})
-    step_limits: dict[str, str] = field(default_factory=lambda: {"cpu": "4", "memory": "16Gi"})
+    step_requests: dict[str, str] = field(default_factory=lambda: dict(STEP_REQUESTS))
+    step_limits: dict[str, str] = field(default_factory=lambda: dict(STEP_LIMITS))
+
+    def __post_init__(self) -> None:
+        check_step_resources(self.step_requests, self.step_limits)
 
     def gpu_scheduling(self) -> str:
         """The ``GPU_SCHEDULING_ENV`` value: where a job's GPU pods go."""
@@ -208,7 +244,9 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
                     baseline=sft_mix.outputs["model"],
                     baseline_name="Cold-Start (mix)",
                     candidate=rl.outputs["model"],
-                )
+                    run_id=run_id,
+                ),
+                training=True,  # vLLM evaluation on a cluster is a job, like training
             )
             version = _retry(
                 remote(
@@ -261,7 +299,9 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
                             cold_start_mix_hipo=rl.outputs["model"],
                             version=version.outputs["Output"],
                             earlier=scores.outputs["results"],
-                        )
+                            run_id=run_id,
+                        ),
+                        training=True,
                     )
                 with dsl.Else(name="against-cold-start-on"):
                     remote(
@@ -272,7 +312,9 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
                             baseline_name="Cold-Start (on)",
                             candidate=rl.outputs["model"],
                             earlier=scores.outputs["results"],
-                        )
+                            run_id=run_id,
+                        ),
+                        training=True,
                     ).set_display_name("evaluate-vs-cold-start-on")
 
     return hipo_pipeline

@@ -12,6 +12,9 @@ and returns the local directory of the final model: ``out_dir`` for sft, ``out_d
   job of its own and a retried step re-attaches to its job instead of starting another. The job carries
   a digest of its stage, task, configuration and inputs: a job of that name made for anything else is
   an error, never reused.
+
+``run_evaluation(models, config, out_dir, ...)`` runs ``eval.engine=vllm`` evaluation the same way, as an
+``eval`` job on the train image (vLLM, one GPU) whose results the step downloads into ``out_dir``.
 """
 
 from __future__ import annotations
@@ -44,19 +47,30 @@ from hipo.launch.manifests import (
     trainjob,
 )
 
-__all__ = ["LaunchError", "StepCancelled", "job_spec", "preflight", "run_training"]
+__all__ = ["LaunchError", "StepCancelled", "job_spec", "preflight", "run_evaluation", "run_training"]
 
-INPUT_FLAGS = ("--data", "--policy", "--base")  # options whose local paths the pods cannot see
+# options whose local paths the pods cannot see: hipo train's, and the eval job's (hipo.launch.entry)
+INPUT_FLAGS = ("--data", "--policy", "--base", "--model", "--labels", "--reuse")
+
+
+def evaluates_in_a_job(config: RunConfig) -> bool:
+    """vLLM evaluation on a cluster runs as a job on the train image: the step image has no vLLM or GPU."""
+    return config.launch.backend != "local" and config.eval.engine == "vllm"
 
 
 def preflight(config: RunConfig) -> None:
-    """Refuse at the first step what a cluster run could only fail at hours later."""
-    if config.launch.backend != "local" and config.eval.engine == "vllm" and not find_spec("vllm"):
+    """Refuse at the first step what a run could only fail at hours later, after training."""
+    if config.eval.engine != "vllm":
+        return
+    if config.launch.backend == "local" and not find_spec("vllm"):
         raise LaunchError(
-            "eval.engine=vllm with launch.backend="
-            f"{config.launch.backend}: evaluation runs in the step's own pod, whose image has no vLLM "
-            "(and no GPU). Set eval.engine=hf for a cluster run; GPU evaluation as a launched job is not "
-            "supported yet (docs/deploy.md)"
+            "eval.engine=vllm with launch.backend=local: vLLM is not installed here (pip install "
+            "'hipo-pipelines[gpu]' on a GPU machine); set eval.engine=hf, or run on a cluster backend"
+        )
+    if evaluates_in_a_job(config) and config.launch.gpus_per_node < 1:
+        raise LaunchError(
+            f"eval.engine=vllm with launch.backend={config.launch.backend} evaluates in a job on one GPU, "
+            "but launch.gpus_per_node is 0: set launch.gpus_per_node (GPU nodes) or eval.engine=hf"
         )
 
 
@@ -98,8 +112,12 @@ def run_training(
 def job_spec(
     stage: Stage, entry_args: Sequence[str], config: RunConfig, run_id: str, task: str, digest: str = ""
 ) -> JobSpec:
-    """The job for ``stage`` as ``config.launch`` describes it (before any KFP TaskConfig)."""
+    """The job for ``stage`` as ``config.launch`` describes it (before any KFP TaskConfig). An eval job
+    is one process on one node with one GPU (the vLLM engine serves a model on one GPU)."""
     launch = config.launch
+    evaluation = stage == "eval"
+    # TrainJob pods take CPU and memory from the runtime; PyTorchJob pods have no runtime
+    requests = {"cpu": launch.cpu_request, "memory": launch.memory_request}
     return JobSpec(
         name=job_name(stage, run_id, task),
         digest=digest,
@@ -109,9 +127,10 @@ def job_spec(
         args=tuple(entry_args),
         image=launch.image or TRAIN_IMAGE,
         runtime=launch.runtime,
-        nodes=launch.nodes,
-        gpus_per_node=launch.gpus_per_node,
-        procs_per_node=launch.procs_per_node,
+        nodes=1 if evaluation else launch.nodes,
+        gpus_per_node=min(launch.gpus_per_node, 1) if evaluation else launch.gpus_per_node,
+        procs_per_node=1 if evaluation else launch.procs_per_node,
+        requests=requests if launch.backend == "pytorchjob" else {},
         # TrainJob cannot add envFrom: its ClusterTrainingRuntime declares these Secrets itself
         env_from_secrets=launch.env_secrets if launch.backend == "pytorchjob" else (),
         service_account=launch.service_account,
@@ -120,12 +139,14 @@ def job_spec(
 
 
 def _stage_inputs(cli_args: Sequence[str], inputs_uri: str) -> list[str]:
-    """``cli_args`` with each local input path uploaded under ``inputs_uri`` and replaced by its URI."""
-    args = list(cli_args)
+    """``cli_args`` with each local input path uploaded under ``inputs_uri`` and replaced by its URI
+    (a repeated option's second path goes to ``<option>-1``, and so on)."""
+    args, seen = list(cli_args), dict.fromkeys(INPUT_FLAGS, 0)
     for i, arg in enumerate(args[:-1]):
         path = Path(args[i + 1])
         if arg in INPUT_FLAGS and not args[i + 1].startswith("s3://") and path.exists():
-            target = f"{inputs_uri}/{arg.lstrip('-')}"
+            target = f"{inputs_uri}/{arg.lstrip('-')}" + (f"-{seen[arg]}" if seen[arg] else "")
+            seen[arg] += 1
             if path.is_dir():
                 storage.upload_dir(path, target)
             else:
@@ -135,15 +156,10 @@ def _stage_inputs(cli_args: Sequence[str], inputs_uri: str) -> list[str]:
     return args
 
 
-def _run_on_cluster(
-    stage: Stage,
-    cli_args: Sequence[str],
-    config: RunConfig,
-    out_dir: Path,
-    run_id: str,
-    task_config: Any,
-    task: str,
-) -> None:
+def run_job(
+    stage: Stage, cli_args: Sequence[str], config: RunConfig, run_id: str, task_config: Any, task: str
+) -> str:
+    """Run ``stage`` as a job of ``config.launch.backend`` until it succeeds; returns its output URI."""
     launch = config.launch
     if not launch.work_uri.startswith("s3://"):
         raise LaunchError(
@@ -163,9 +179,45 @@ def _run_on_cluster(
     runner = JobRunner(api_client(), JOB_KINDS[launch.backend], spec.namespace, launch.deadline_s)
     with cancel_on_sigterm():
         runner.run(body)
+    return out_uri
+
+
+def _run_on_cluster(
+    stage: Stage,
+    cli_args: Sequence[str],
+    config: RunConfig,
+    out_dir: Path,
+    run_id: str,
+    task_config: Any,
+    task: str,
+) -> None:
+    out_uri = run_job(stage, cli_args, config, run_id, task_config, task)
     if stage == "sft":
         storage.download_prefix(out_uri, out_dir)
     else:
         storage.download_prefix(f"{out_uri}/final", out_dir / "final")
         if storage.exists(f"{out_uri}/metrics.jsonl"):
             (out_dir / "metrics.jsonl").write_bytes(storage.read_bytes(f"{out_uri}/metrics.jsonl"))
+
+
+def run_evaluation(
+    models: dict[str, str],
+    config: RunConfig,
+    out_dir: str | Path,
+    run_id: str,
+    task_config: Any = None,
+    *,
+    task: str,
+    labels: str | Path | None = None,
+    title: str = "HiPO evaluation",
+    baseline: str = "",
+    earlier: str | Path | None = None,
+) -> None:
+    """Evaluate ``{display name: model dir}`` in an eval job on the train image (vLLM, a GPU) and
+    download its results (report.html, summary.md, metrics.json, models/) into ``out_dir``; the
+    arguments are ``hipo.evaluate.compare.evaluate_models``'s. ``task`` names the job as in run_training."""
+    args = [arg for name, model in models.items() for arg in ("--model", str(model), "--name", name)]
+    args += ["--title", title, "--baseline", baseline]
+    args += [*(["--labels", str(labels)] if labels else []), *(["--reuse", str(earlier)] if earlier else [])]
+    out_uri = run_job("eval", args, config, run_id, task_config, task)
+    storage.download_prefix(out_uri, out_dir)

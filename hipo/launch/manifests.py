@@ -24,7 +24,7 @@ from typing import Any, Literal
 from hipo.images import IMAGE_UID, TRAIN_IMAGE
 from hipo.launch.validate import PYTORCHJOB_API_VERSION, TRAINER_API_VERSION, ManifestError
 
-Stage = Literal["sft", "rl"]
+Stage = Literal["sft", "rl", "eval"]  # eval: a vLLM evaluation on the train image
 REPLICATED_JOB = "node"  # the runtime's replicated job and trainer container (Trainer v2 convention)
 PYTORCH_CONTAINER = "pytorch"  # the container name the Training Operator requires
 PATCH_MANAGER = "hipo-pipelines.dev/launcher"

@@ -8,7 +8,7 @@ import re
 import pytest
 from kfp import dsl
 
-from hipo.config import build_config
+from hipo.config import ConfigError, build_config
 from hipo.launch import job_spec
 from hipo.launch.manifests import (
     ENTRY_MODULE,
@@ -224,6 +224,22 @@ def test_job_spec_from_the_run_configuration():
     validate_trainer_object(trainjob(on_trainer))
 
 
+def test_pytorchjob_pods_request_the_configured_cpu_and_memory():
+    """A PyTorchJob has no runtime to size its pods: without requests they were BestEffort."""
+    cfg = {"launch": {"backend": "pytorchjob", "cpu_request": "500m", "memory_request": "3Gi", "nodes": 2}}
+    job = pytorchjob(job_spec("sft", ARGS, build_config(cfg), "run-1", "mix"))
+    validate_pytorchjob(job)
+    for replica in job["spec"]["pytorchReplicaSpecs"].values():
+        resources = replica["template"]["spec"]["containers"][0]["resources"]
+        assert resources == {"requests": {"cpu": "500m", "memory": "3Gi"}}
+    default = job_spec("sft", ARGS, build_config({"launch": {"backend": "pytorchjob"}}), "r", "mix")
+    assert default.requests == {"cpu": "4", "memory": "16Gi"}  # those of the runtime in manifests/base
+    on_trainer = job_spec("sft", ARGS, build_config({"launch": {"backend": "trainjob"}}), "r", "mix")
+    assert "resourcesPerNode" not in trainjob(on_trainer)["spec"]["trainer"]  # the runtime's requests
+    with pytest.raises(ConfigError, match=r"launch\.memory_request"):
+        build_config({"launch": {"memory_request": "16GB"}})
+
+
 def test_trainjob_refuses_env_from_it_cannot_express():
     with pytest.raises(
         ManifestError, match=r"cannot add envFrom Secrets \['hipo-s3'\].*ClusterTrainingRuntime"
@@ -317,17 +333,12 @@ def test_jobs_go_to_the_namespace_the_step_runs_in_unless_configured(tmp_path, m
         kube.default_namespace(KubeEnv(in_cluster=True, kubeconfig=None))
 
 
-def test_a_cluster_run_that_would_evaluate_with_vllm_in_the_step_image_stops_at_prepare(
-    tmp_path, monkeypatch
-):
-    """The GPU preset evaluates with vLLM, which the CPU step image lacks: say so before any training."""
+def test_a_cluster_run_that_would_evaluate_with_vllm_without_a_gpu_stops_at_prepare(tmp_path):
+    """vLLM evaluation on a cluster is a job on one GPU: with no GPUs configured, say so before training."""
     import hipo.launch
     from hipo import steps
 
-    monkeypatch.setattr(hipo.launch, "find_spec", lambda name: None)  # the step image: no vLLM
     overrides = ["launch.backend=trainjob", "eval.engine=vllm"]
-    with pytest.raises(hipo.launch.LaunchError, match=r"eval\.engine=vllm .*Set eval\.engine=hf"):
+    with pytest.raises(hipo.launch.LaunchError, match=r"eval\.engine=vllm .*launch\.gpus_per_node is 0"):
         steps.prepare({}, "", overrides, str(tmp_path / "config"), str(tmp_path / "prompts"))
-    assert "no vLLM" in (tmp_path / "error.txt").read_text()
-    hipo.launch.preflight(build_config({"eval": {"engine": "vllm"}}))  # local runs: vLLM's own check
-    hipo.launch.preflight(build_config({"launch": {"backend": "trainjob"}}))
+    assert "gpus_per_node is 0" in (tmp_path / "error.txt").read_text()

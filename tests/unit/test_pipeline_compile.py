@@ -219,3 +219,60 @@ def test_secrets_are_referenced_by_name_and_no_value_is_compiled():
         env = {e["name"] for e in executor["container"].get("env", [])}
         assert not env & {*S3_SECRET_KEYS, "OPENAI_API_KEY"}
     assert "REPLACE_ME" not in text and "password" not in text.lower()
+
+
+def test_evaluation_steps_can_launch_a_gpu_job_on_the_train_image():
+    """Defect: eval.engine=vllm evaluated in the CPU step image (no vLLM, no GPU). The evaluate and
+    compare-arms steps now get what a training step gets for its job: the train image, the GPU
+    scheduling and the run id (the job itself: tests/integration/test_launch_eval.py)."""
+    from hipo.launch.manifests import GPU_SCHEDULING_ENV, TRAIN_IMAGE_ENV
+
+    spec, kube = _documents(COMPILED)
+    executors = spec["deploymentSpec"]["executors"]
+    evaluations = [name for name in executors if name.startswith(("exec-evaluate", "exec-compare-arms"))]
+    assert len(evaluations) == 3  # vs Cold-Start (mix), vs Cold-Start (on), the five arms
+    for name in evaluations:
+        env = {e["name"] for e in executors[name]["container"]["env"]}
+        assert {GPU_SCHEDULING_ENV, TRAIN_IMAGE_ENV} <= env, name
+        assert kube[name]["emptyDirMounts"][0]["mountPath"] == "/dev/shm"
+    tasks = [
+        task
+        for component in (spec["root"], *spec["components"].values())
+        for task in component.get("dag", {}).get("tasks", {}).values()
+        if task["componentRef"]["name"].startswith(("comp-evaluate", "comp-compare-arms"))
+    ]
+    assert len(tasks) == 3
+    for task in tasks:
+        run_id = task["inputs"]["parameters"]["run_id"]["runtimeValue"]["constant"]
+        assert run_id == "{{$.pipeline_job_uuid}}"
+
+
+def test_hipo_compile_sizes_the_step_pods_from_its_flags(tmp_path):
+    """`hipo compile --step-request/--step-limit` size every step pod; a malformed size is refused in
+    one line (exit 2) and nothing is written."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    hipo = str(Path(sys.executable).parent / "hipo")
+    out = tmp_path / "sized.yaml"
+    flags = ["--step-request", "cpu=2", "--step-request", "memory=8Gi", "--step-limit", "memory=32Gi"]
+    done = subprocess.run([hipo, "compile", "--out", str(out), *flags], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    spec, _ = _documents(out)
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        resources = executor["container"]["resources"]
+        sizes = [
+            resources[f"resource{f}"] for f in ("CpuRequest", "MemoryRequest", "CpuLimit", "MemoryLimit")
+        ]
+        assert sizes == ["2", "8Gi", "4", "32Gi"], name  # the limit not given keeps its default
+    for bad, message in (
+        (["--step-request", "memory=8GB"], "step request memory='8GB' is not a Kubernetes quantity"),
+        (["--step-request", "cpu=8"], "step request cpu=8 is above the step limit cpu=4"),
+        (["--step-limit", "gpu=1"], "step limits take cpu and memory (both), got ['cpu', 'gpu', 'memory']"),
+        (["--step-request", "cpu"], "argument --step-request: expected KEY=VALUE, got 'cpu'"),
+    ):
+        out = tmp_path / "refused.yaml"
+        done = subprocess.run([hipo, "compile", "--out", str(out), *bad], capture_output=True, text=True)
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert not out.exists()

@@ -47,7 +47,15 @@ from hipo.launch.manifests import (
     trainjob,
 )
 
-__all__ = ["LaunchError", "StepCancelled", "job_spec", "preflight", "run_evaluation", "run_training"]
+__all__ = [
+    "LaunchError",
+    "StepCancelled",
+    "evaluates_in_a_job",
+    "job_spec",
+    "preflight",
+    "run_evaluation",
+    "run_training",
+]
 
 # options whose local paths the pods cannot see: hipo train's, and the eval job's (hipo.launch.entry)
 INPUT_FLAGS = ("--data", "--policy", "--base", "--model", "--labels", "--reuse")

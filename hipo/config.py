@@ -380,6 +380,7 @@ def kfp_token() -> str | None:
 
 MAX_SHOWN_INPUT = 60  # characters of an offending value quoted in an error message
 MAX_YAML_NODES = 10_000  # a run configuration has a few hundred; aliases may not expand past this
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def shorten(value: object, limit: int = MAX_SHOWN_INPUT) -> str:
@@ -516,6 +517,10 @@ def _yaml_problem(error: yaml.YAMLError | UnicodeDecodeError) -> str:
 
 
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{what} {path} holds {path.stat().st_size:,} bytes: a run configuration has a few KB"
+        )
     try:
         values = parse_yaml(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as error:

@@ -35,7 +35,7 @@ def engine_for(model: str, config: RunConfig) -> Engine:
 
     from hipo.engines.base import EngineError
     from hipo.engines.hf import HFEngine
-    from hipo.train.models import ModelError, first_line
+    from hipo.train.models import ModelError, load_problem
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -43,7 +43,7 @@ def engine_for(model: str, config: RunConfig) -> Engine:
     except EngineError:
         raise
     except Exception as error:  # weights that do not fit their config.json, and the like
-        raise ModelError(f"model folder {model}: cannot load it ({first_line(error)})") from None
+        raise ModelError(f"model folder {model}: {load_problem(error)}") from None
 
 
 class OnFirstUse:

@@ -166,6 +166,13 @@ def first_line(error: BaseException) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
+def load_problem(error: BaseException) -> str:
+    """What a failed ``from_pretrained`` says, in one line."""
+    if "ignore_mismatched_sizes" in str(error):
+        return "its weights do not fit its config.json (the load report above lists the tensors)"
+    return f"cannot load it ({first_line(error)})"
+
+
 def _safetensors_problem(file: Path) -> str | None:
     """Why ``file`` is no complete safetensors file (None when its header and size agree): its first
     8 bytes give the JSON header's length, the header every tensor's byte range."""
@@ -261,7 +268,7 @@ def _from_dir(path: Path, source: str) -> tuple[Any, Any]:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     except Exception as error:  # any failure to load a user's folder is that folder's problem
-        raise ModelError(f"model folder {path}: cannot load it ({first_line(error)})") from None
+        raise ModelError(f"model folder {path}: {load_problem(error)}") from None
     return model, tokenizer
 
 

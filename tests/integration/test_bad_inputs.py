@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +44,7 @@ def run_case(case: Case, tmp: Path, model: Path | None, capsys: pytest.CaptureFi
     if case.setup is not None:
         case.setup(tmp)
     argv = [a.replace("{tmp}", str(tmp)).replace("{model}", str(model)) for a in case.argv]
-    try:
+    try:  # an exception escaping main (a traceback on the command line) fails the test here
         code = main(argv)
     except SystemExit as exit_:  # argparse refuses malformed options itself
         code = exit_.code
@@ -50,7 +52,7 @@ def run_case(case: Case, tmp: Path, model: Path | None, capsys: pytest.CaptureFi
     assert code == case.code, f"exit {code}, stderr: {err[-2000:]}"
     message = err.splitlines()[-case.lines :] if code != 1 else err.splitlines()
     assert len("\n".join(message)) < 1500, "the message echoes a large input"
-    assert "Traceback" not in err
+    assert any(line.startswith("hipo") for line in message), message  # hipo's own line, not a library's
     text = "\n".join(message).lower()
     for fragment in case.says:
         assert fragment.lower() in text, f"{fragment!r} not in {text!r}"
@@ -153,13 +155,20 @@ CONFIG_CASES = [
     Case("sample-n-zero", ["sample", "--n", "0"], {}, ("--n", "at least 1")),
 ]
 
-CONFIG_CASES.append(
+CONFIG_CASES += [
     Case(
         "quality-range-inverted",
         ["config", "--set", "quality.min_think_on_share=0.99"],
         says=("min_think_on_share must not exceed max_think_on_share",),
-    )
-)
+    ),
+    Case(
+        "config-file-huge",
+        ["config", "-c", "{tmp}/c.yaml"],
+        {"c.yaml": "# padding\n" * 200_000},
+        says=("c.yaml holds 2,000,000 bytes",),
+        lines=1,
+    ),
+]
 
 OUT_CASES = [
     Case(
@@ -397,7 +406,7 @@ MODEL_FAULTS = {
     "garbage-weights": "not a safetensors file",
     "invalid-config": "config.json is not a valid model configuration",
     "config-without-type": "config.json is not a valid model configuration",
-    "weights-not-config": "cannot load it",
+    "weights-not-config": "weights do not fit its config.json",
     "no-tokenizer": "tokenizer cannot be loaded",
     "is-a-file": "is a file",
 }
@@ -562,3 +571,16 @@ DATASET_CASES = [
 @pytest.mark.parametrize("case", DATASET_CASES, ids=lambda c: c.name)
 def test_bad_datasets_refused(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_case(case, tmp_path, None, capsys)
+
+
+def test_the_installed_command_prints_one_line(tmp_path: Path) -> None:
+    """The same refusal from the console script in a fresh process: one line on stderr, exit 2."""
+    config = tmp_path / "c.yaml"
+    config.write_text("seed: 1\nrl:\n  omega: 0.1\n  omega: 0.2\n")
+    hipo = Path(sys.executable).with_name("hipo")
+    done = subprocess.run(
+        [str(hipo), "config", "-c", str(config)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    problem = "key 'omega' appears twice in one mapping (line 4, column 3)"
+    assert done.stderr == f"hipo: config file {config} is not valid YAML: {problem}\n"

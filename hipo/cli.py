@@ -85,7 +85,7 @@ def _cmd_signal(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from hipo.pipeline_run import run_local
 
-    result = run_local(_load(args), args.out, arms=args.arms, verbose=args.verbose)
+    result = run_local(_load(args), local_dir(args.out, "--out"), arms=args.arms, verbose=args.verbose)
     print(result.summary)
     print(f"report: {result.report}")
     if result.comparison:
@@ -413,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("signal", help="cold-start data, its quality gate and the HiPO signal per difficulty")
     _add_config_args(p)
-    p.add_argument("--problems-per-level", type=int, default=200, help="problems per difficulty")
+    p.add_argument("--problems-per-level", type=_positive_int, default=200, help="problems per difficulty")
     p.add_argument("--out", default="runs/signal", help="where it writes its datasets and reports")
     p.set_defaults(func=_cmd_signal)
 

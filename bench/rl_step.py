@@ -266,11 +266,13 @@ def main() -> None:
     parser.add_argument("--timed-steps", type=int, default=8, help="RL step pairs timed after one warm-up")
     parser.add_argument("--smollm2-timed-steps", type=int, default=3)
     parser.add_argument("--sft-steps", type=int, default=20, help="our SFT steps (the SmolLM2 RL policy)")
-    parser.add_argument("--trl-sft-steps", type=int, default=4)
+    parser.add_argument("--trl-sft-steps", type=int, default=4, help="SFT step pairs (<= --sft-steps)")
     parser.add_argument("--warm-steps", type=int, default=300, help="format warm-start steps (tiny)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "hipo-bench-cache")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rl_step.json")
     args = parser.parse_args()
+    if not 2 <= args.trl_sft_steps <= args.sft_steps:
+        parser.error("--trl-sft-steps must be at least 2 (one warm-up) and at most --sft-steps")
     torch.manual_seed(0)
     result: dict[str, Any] = {
         "benchmark": "rl_step",

@@ -60,8 +60,13 @@ def _param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
     ]
 
 
-def _optimizer(model: Any, optim: OptimConfig, steps: int) -> tuple[torch.optim.Optimizer, Any]:
-    optimizer = torch.optim.AdamW(_param_groups(model, optim.weight_decay), lr=optim.lr)
+def _optimizer(
+    model: Any, optim: OptimConfig, steps: int, fused: bool = False
+) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW and its schedule. ``fused``: torch's fused kernel (the same update in one pass over all
+    weights; 7.8x faster than the default per-tensor loop on SmolLM2-135M on CPU, docs/speed.md)."""
+    groups = _param_groups(model, optim.weight_decay)
+    optimizer = torch.optim.AdamW(groups, lr=optim.lr, fused=fused or None)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, optim, steps))
     return optimizer, schedule
 
@@ -102,7 +107,7 @@ class Updater:
             self.model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         self.world = env.world_size
         self.max_grad_norm = optim.max_grad_norm
-        self.optimizer, self.scheduler = _optimizer(model, optim, steps)
+        self.optimizer, self.scheduler = _optimizer(model, optim, steps, fused=True)
         self.bf16 = bf16 and self.device.type == "cuda"
 
     @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""Ablations of HiPO's switches (HIPO_ALGORITHM.md §4–§5): each row the HiPO arm with one change.
+"""Ablations of HiPO's switches (docs/algorithm.md §4–§5): each row the HiPO arm with one change.
 
 Rows: the reference (defaults), GRPO from the same start, ``rl.bias=none``, ``rl.local_norm=false``,
 ``rl.global_mode_adv=false``, two values of γ, two of ω and the unfloored judge advantage

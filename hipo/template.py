@@ -1,4 +1,4 @@
-"""The HiPO response format (HIPO_ALGORITHM.md §1): render, parse, special tokens, chat template, spans.
+"""The HiPO response format (docs/algorithm.md §1): render, parse, special tokens, chat template, spans.
 
 Pure functions on strings and tensors. A response looks like::
 

@@ -182,8 +182,8 @@ def fixed_response_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.Temp
 
 @pytest.fixture
 def deepspeed_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    """DeepSpeed, minus its CPU backend's JIT build of a shared-memory allreduce kernel (about 1.5 min,
-    ENVIRONMENT.md) that only speeds up CPU collectives: gloo does the same work. Skips without it."""
+    """DeepSpeed, minus its CPU backend's JIT build of a shared-memory allreduce kernel (about 1.5 min)
+    that only speeds up CPU collectives: gloo does the same work. Skips without it."""
     pytest.importorskip("deepspeed")
     import importlib
 

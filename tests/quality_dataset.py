@@ -22,7 +22,7 @@ SAMPLES = 4  # teacher samples per mode behind p_on / p_off
 def build_good_rows(
     n_train: int = 300, n_eval: int = 75, seed: int = 0, levels: tuple[int, ...] = (1, 2, 3, 4, 5)
 ) -> dict[str, pd.DataFrame]:
-    """A schema-complete hybrid dataset: think-off for levels 1–3, think-on for 4–5, like §9.
+    """A schema-complete hybrid dataset: think-off for levels 1–3, think-on for 4–5, like the ladder.
 
     Prompts are unique per split while ``n`` stays below what a level holds (d1: 80 train prompts).
     """

@@ -1,4 +1,4 @@
-"""The hybrid data pipeline (HIPO_ALGORITHM.md §2): teacher samples → mode choice → rationales → datasets.
+"""The hybrid data pipeline (docs/algorithm.md §2): teacher samples → mode choice → rationales → datasets.
 
 Output directory::
 

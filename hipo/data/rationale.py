@@ -1,4 +1,4 @@
-"""Judge rationales: why a query does or does not need step-by-step reasoning (HIPO_ALGORITHM.md §2.6).
+"""Judge rationales: why a query does or does not need step-by-step reasoning (docs/algorithm.md §2.6).
 
 Two writers with one interface: a templated writer for offline runs, and a strong model behind any
 OpenAI-compatible endpoint. A rationale must not reveal the answer: the model's text is checked, asked

@@ -1,4 +1,4 @@
-"""Mode choice for one query from its verified teacher samples (HIPO_ALGORITHM.md §2, steps 2–5).
+"""Mode choice for one query from its verified teacher samples (docs/algorithm.md §2, steps 2–5).
 
 Pure: samples in, a choice (or the reason the query is dropped) out.
 """
@@ -44,7 +44,7 @@ def pass_rate(samples: list[Sample]) -> float:
 def preferred_mode(p_on: float, p_off: float, delta: float) -> Mode:
     """Think-on only when it beats Think-off by more than δ; ties and near ties go to Think-off.
 
-    HIPO_ALGORITHM.md §2: with δ = 0.125 "think-on must win by at least two of eight", so a gap of
+    docs/algorithm.md §2: with δ = 0.125 "think-on must win by at least two of eight", so a gap of
     exactly δ (one of eight) is a near tie.
     """
     return "on" if p_on - p_off > delta + _TOLERANCE else "off"

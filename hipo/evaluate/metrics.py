@@ -1,4 +1,4 @@
-"""Evaluation metrics (HIPO_ALGORITHM.md §7) over per-sample rows, and the flat KFP-style metrics dict.
+"""Evaluation metrics (docs/algorithm.md §7) over per-sample rows, and the flat KFP-style metrics dict.
 
 One row per (benchmark, pass, problem): pass "auto" lets the model choose its mode, "on"/"off" force it.
 Over the rows of a group (a benchmark, optionally one difficulty, of one pass):

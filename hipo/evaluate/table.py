@@ -1,4 +1,4 @@
-"""The paper's comparison table (HIPO_ALGORITHM.md §7) and the per-benchmark tables, as frames and Markdown.
+"""The paper's comparison table (docs/algorithm.md §7) and the per-benchmark tables, as frames and Markdown.
 
 Relative changes are fractions in the frames (``0.062``) and formatted as ``+6.2%``.
 """

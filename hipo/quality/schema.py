@@ -1,4 +1,4 @@
-"""The schema of the hybrid SFT dataset (HIPO_ALGORITHM.md §2, step 7) that the data pipeline writes.
+"""The schema of the hybrid SFT dataset (docs/algorithm.md §2, step 7) that the data pipeline writes.
 
 One directory holds ``train.parquet`` and ``eval.parquet`` (``.jsonl`` is accepted too). The kinds are
 pandas dtype names, so ``frame.astype(DATASET_COLUMNS)`` gives a frame the gate accepts: ``string``

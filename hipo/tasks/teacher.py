@@ -1,6 +1,6 @@
 """A scripted teacher for the arithmetic ladder: fast, seeded HiPO-format responses with realistic errors.
 
-It stands in for a strong LLM in the hybrid data pipeline (HIPO_ALGORITHM.md §2) so the pipeline can
+It stands in for a strong LLM in the hybrid data pipeline (docs/algorithm.md §2) so the pipeline can
 run at scale on a CPU. Per difficulty it errs with probability ``p_err`` per mode:
 
 =====  ==========  ===========
@@ -14,11 +14,11 @@ d5     0.10        0.85
 =====  ==========  ===========
 
 So with δ = 0.125 and N = 8, d1–d2 prefer think-off, d3 (gap 0.11) is the mixed rung that lands on
-think-off for about 70% of its queries and on think-on for the rest, and d4–d5 need think-on, as in
-§9. A think-on error is one slip inside the trace (a dropped carry or a column sum off by one) carried
-through to a consistent wrong answer; a think-off error is a plausible wrong direct answer (a dropped
-carry or one digit off by one). Errors never equal the right answer. The judge text is a placeholder
-that the data pipeline replaces.
+think-off for about 70% of its queries and on think-on for the rest, and d4–d5 need think-on, as the
+arithmetic ladder in docs/results.md describes. A think-on error is one slip inside the trace (a
+dropped carry or a column sum off by one) carried through to a consistent wrong answer; a think-off
+error is a plausible wrong direct answer (a dropped carry or one digit off by one). Errors never
+equal the right answer. The judge text is a placeholder that the data pipeline replaces.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """HiPO rewards, bias adjustment, mode-aware advantages and the clipped policy loss.
 
-Pure, vectorised functions on torch tensors (docs: ../shared/design/HIPO_ALGORITHM.md §3-§6).
+Pure, vectorised functions on torch tensors (docs: docs/algorithm.md §3-§6).
 Per-response tensors are [B, G] (B groups of G rollouts of one query), per-token tensors [B, G, T].
 Group statistics use the population std and are computed in float64 relative to the segment's
 minimum, so a uniform segment gives exactly 0; results come back in the rewards' float dtype.
@@ -117,7 +117,7 @@ def hipo_advantages(
     judge_std_floor > 0 keeps a group whose only spread is the §4 bonus (both modes all correct, so
     sigma_all is at most half the bonus) from getting a full-size judge advantage: unfloored, that
     standardised tie outweighs the groups where Think-off is wrong, and a level goes to Think-off even
-    at 80% direct accuracy (§9 pitfall b); a floor of 0.2 moves that break-even to about 93%
+    at 80% direct accuracy; a floor of 0.2 moves that break-even to about 93%
     (bench/results/judge_floor.md).
     """
     dtype = _float_dtype(rewards)

@@ -1,4 +1,4 @@
-"""Per-step RL metrics (HIPO_ALGORITHM.md §7): summary of the rollouts, the update's stats and timings;
+"""Per-step RL metrics (docs/algorithm.md §7): summary of the rollouts, the update's stats and timings;
 written to ``metrics.jsonl`` (and MLflow when a tracking URI is set: ``MlflowCurve``, which SFT uses
 too), printed as one progress line, and watched by the mode-collapse alarm.
 

@@ -1,4 +1,4 @@
-"""The HiPO / GRPO RL loop (HIPO_ALGORITHM.md §3–§7).
+"""The HiPO / GRPO RL loop (docs/algorithm.md §3–§7).
 
 Per step, on every rank: take this rank's share of the step's queries, sample G rollouts of each from
 the current policy (auto mode), score them and compute per-token advantages, drop uniform groups if

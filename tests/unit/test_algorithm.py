@@ -1,4 +1,4 @@
-"""HiPO rewards, bias, advantages and loss (HIPO_ALGORITHM.md §3-§6): hand-computed cases and properties.
+"""HiPO rewards, bias, advantages and loss (docs/algorithm.md §3-§6): hand-computed cases and properties.
 
 Notation in the comments: ω = 0.05, ε = 1e-6 (negligible at the tolerances used), σ is the population
 std. Rewards come from §3: 1.2 = correct and well formed, 1.0 = correct, 0.2 = format only, 0 = neither.

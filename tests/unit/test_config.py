@@ -1,4 +1,4 @@
-"""The run configuration: defaults from HIPO_ALGORITHM.md, YAML loading, clear rejections."""
+"""The run configuration: defaults from docs/algorithm.md, YAML loading, clear rejections."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Mode choice from verified samples (HIPO_ALGORITHM.md §2 steps 2–5), by hand."""
+"""Mode choice from verified samples (docs/algorithm.md §2 steps 2–5), by hand."""
 
 import pytest
 

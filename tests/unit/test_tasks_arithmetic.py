@@ -1,4 +1,4 @@
-"""The arithmetic ladder (HIPO_ALGORITHM.md §9): generation, splits, traces, verifier, scripted teacher."""
+"""The arithmetic ladder (docs/results.md): generation, splits, traces, verifier, scripted teacher."""
 
 import random
 from collections import Counter

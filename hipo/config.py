@@ -12,10 +12,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 
 class ConfigError(ValueError):
@@ -28,8 +29,27 @@ MAX_STEPS = 10_000_000
 MAX_SEED = 2**32 - 1
 
 
+def _numeric(annotation: Any) -> bool:
+    """int or float, alone, optional or in a tuple (Literal values are not types, so never match)."""
+    return annotation in (int, float) or any(_numeric(arg) for arg in get_args(annotation))
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+        """pydantic reads true as 1; in a config that is a typo (seed: true), never a number."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                values = value if isinstance(value, list | tuple) else (value,)
+                if field and _numeric(field.annotation) and any(isinstance(v, bool) for v in values):
+                    raise PydanticCustomError(
+                        "bool_for_number", "true/false where a number is needed", {"field": name}
+                    )
+        return data
 
 
 class TaskConfig(_Section):
@@ -392,11 +412,15 @@ def shorten(value: object, limit: int = MAX_SHOWN_INPUT) -> str:
 def _describe(error: ValidationError) -> str:
     lines = []
     for e in error.errors():
-        field = ".".join(str(part) for part in e["loc"]) or "(top level)"
+        loc = [*e["loc"], e["ctx"]["field"]] if e["type"] == "bool_for_number" else e["loc"]
+        field = ".".join(str(part) for part in loc) or "(top level)"
         if e["type"] == "extra_forbidden":
             lines.append(f"field '{field}': unknown key (check the spelling; see hipo/config.py for fields)")
         else:
-            lines.append(f"field '{field}': {e['msg']} (got {shorten(e.get('input'))})")
+            got = e.get("input")
+            if e["type"] == "bool_for_number":
+                got = got.get(loc[-1]) if isinstance(got, dict) else got
+            lines.append(f"field '{field}': {e['msg']} (got {shorten(got)})")
     return "invalid run configuration:\n  " + "\n  ".join(lines)
 
 

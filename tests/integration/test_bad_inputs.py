@@ -128,6 +128,14 @@ CONFIG_CASES = [
     Case("nan", ["config", "--set", "rl.omega=.nan"], {}, ("rl.omega", "finite")),
     Case("infinite", ["config", "--set", "eval_sampling.temperature=.inf"], {}, ("temperature", "finite")),
     Case("negative-seed", ["config", "--set", "seed=-1"], {}, ("seed", "greater than or equal")),
+    Case("bool-seed", ["config", "-c", "{tmp}/c.yaml"], {"c.yaml": "seed: true\n"}, ("'seed'", "true/false")),
+    Case("bool-float", ["config", "--set", "rl.omega=false"], {}, ("'rl.omega'", "true/false")),
+    Case(
+        "bool-in-int-list",
+        ["config", "--set", "task.difficulties=[1,true]"],
+        {},
+        ("difficulties", "true/false"),
+    ),
     Case(
         "override-bad-yaml", ["config", "--set", "seed=["], {}, ("override 'seed'", "not valid yaml"), lines=1
     ),

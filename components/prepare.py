@@ -44,8 +44,8 @@ def prepare(
 ):
     """The run configuration from the pipeline parameters, and the train/eval prompts."""
     from hipo import steps
-    from hipo.parameters import PARAMETERS
+    from hipo.parameters import CONFIG_PARAMETERS
 
-    values = {name: value for name, value in locals().items() if name in PARAMETERS}
+    values = {name: value for name, value in locals().items() if name in CONFIG_PARAMETERS}
     for key, value in steps.prepare(values, config_yaml, config_overrides, config.path, prompts.path).items():
         metrics.log_metric(key, value)

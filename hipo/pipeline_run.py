@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from hipo.config import MLFLOW_PARENT_RUN_VARIABLE, ConfigError, RunConfig, build_config
-from hipo.parameters import from_config, to_overrides
+from hipo.config import MLFLOW_PARENT_RUN_VARIABLE, ConfigError, RunConfig
+from hipo.parameters import from_config, to_config
 
 if TYPE_CHECKING:
     from hipo.progress import ProgressView
@@ -93,8 +93,7 @@ def _failed_step(run_dir: Path, error: Exception) -> str:
 def _config_yaml(config: RunConfig) -> str:
     """The full configuration for the ``config_yaml`` parameter, or "" where the typed pipeline
     parameters already say everything (keeps the step logs short)."""
-    parameters = from_config(config)
-    return "" if build_config({}, to_overrides(parameters)) == config else config.to_yaml()
+    return "" if to_config(from_config(config)) == config else config.to_yaml()
 
 
 class _PipelineMlflowRun:

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from hipo.config import RunConfig, build_config, load_config, parse_yaml
+from hipo.config import RunConfig, load_config, parse_yaml
 from hipo.run_record import ERROR_FILE, STEP_FILE
 from hipo.tasks.base import Problem
 
@@ -86,15 +86,15 @@ def rl_arm_name(config_dir: str | Path) -> str:
 def prepare(
     parameters: dict[str, Any], config_yaml: str, overrides: list[str], config_dir: str, prompts_dir: str
 ) -> dict[str, int]:
-    """Build the run configuration (``config_yaml`` as the base, then the pipeline parameters, then
-    free ``section.field=value`` overrides), write it, and draw the train/eval prompts."""
+    """Build the run configuration (``config_yaml`` as the base, then the typed pipeline parameters,
+    then free ``section.field=value`` overrides), write it, and draw the train/eval prompts."""
     from hipo.data.pipeline import split_queries
     from hipo.launch import preflight
-    from hipo.parameters import to_overrides
+    from hipo.parameters import to_config
     from hipo.tasks import task_from_config
 
-    values = parse_yaml(config_yaml) if config_yaml.strip() else {}
-    config = build_config(values, [*to_overrides(parameters), *overrides])
+    base = parse_yaml(config_yaml) if config_yaml.strip() else {}
+    config = to_config(parameters, base, overrides)
     preflight(config)
     Path(config_dir).mkdir(parents=True, exist_ok=True)
     (Path(config_dir) / CONFIG_FILE).write_text(config.to_yaml(), encoding="utf-8")

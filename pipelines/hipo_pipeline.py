@@ -5,7 +5,7 @@
 adds what only a cluster understands (each step's CPU and memory, Secrets, and for the training jobs
 GPU scheduling and /dev/shm) and is what ``hipo compile`` writes. GPUs per node are the run
 configuration's (``gpus_per_node``): the launcher asks for them on the job, never on a step's pod.
-Every user knob is a typed parameter whose default is the run configuration's (hipo.parameters).
+The pipeline's signature, defaults and parameter descriptions are generated from hipo.parameters.
 """
 
 import json
@@ -31,10 +31,11 @@ from components import (
 )
 from hipo.images import IMAGE_UID, STEP_IMAGE, TRAIN_IMAGE
 from hipo.launch.manifests import GPU_SCHEDULING_ENV, TRAIN_IMAGE_ENV
-from hipo.parameters import PARAMETERS
-from hipo.parameters import default as d
+from hipo.parameters import CONFIG_PARAMETERS, docstring, signature
 
 PIPELINE_NAME = "hipo-pipeline"
+PIPELINE_DESCRIPTION = "HiPO: train an LLM to decide when to think"
+SIGNATURE = signature()
 ARMS = ("hipo", "baseline", "all")  # main line only; + Cold-Start (on) as baseline; the paper's five arms
 
 
@@ -164,46 +165,12 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
             task.set_env_variable(TRAIN_IMAGE_ENV, cluster.train_image)
             kubernetes.empty_dir_mount(task, "dshm", "/dev/shm", medium="Memory", size_limit=cluster.shm_size)
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="HiPO: train an LLM to decide when to think")
-    def hipo_pipeline(
-        seed: int = d("seed"),
-        base_model: str = d("base_model"),
-        task: str = d("task"),
-        datasets: list = d("datasets"),  # noqa: B008 (a fresh list per call, as KFP reads it)
-        train_size: int = d("train_size"),
-        eval_size: int = d("eval_size"),
-        teacher: str = d("teacher"),
-        teacher_model: str = d("teacher_model"),
-        teacher_url: str = d("teacher_url"),
-        teacher_endpoint_model: str = d("teacher_endpoint_model"),
-        judge: str = d("judge"),
-        judge_url: str = d("judge_url"),
-        judge_model: str = d("judge_model"),
-        samples_per_mode: int = d("samples_per_mode"),
-        delta: float = d("delta"),
-        sft_steps: int = d("sft_steps"),
-        rl_algorithm: str = d("rl_algorithm"),
-        rl_steps: int = d("rl_steps"),
-        group_size: int = d("group_size"),
-        omega: float = d("omega"),
-        gamma: float = d("gamma"),
-        launch_backend: str = d("launch_backend"),
-        nodes: int = d("nodes"),
-        gpus_per_node: int = d("gpus_per_node"),
-        work_uri: str = d("work_uri"),
-        benchmarks: list = d("benchmarks"),  # noqa: B008
-        eval_problems: int = d("eval_problems"),
-        model_name: str = d("model_name"),
-        max_accuracy_drop: float = d("max_accuracy_drop"),
-        max_token_increase: float = d("max_token_increase"),
-        max_think_rate_increase: float = d("max_think_rate_increase"),
-        arms: str = "hipo",
-        s3_secret: str = "hipo-s3",
-        api_key_secret: str = "hipo-judge",
-        config_yaml: str = "",
-        config_overrides: list = [],  # noqa: B006 (KFP reads the default from the signature)
-    ):
-        values = {name: value for name, value in locals().items() if name in PARAMETERS}
+    def hipo_pipeline(*arguments: Any) -> None:
+        # KFP calls a pipeline function with one channel per parameter, in signature order
+        values = dict(zip(SIGNATURE.parameters, arguments, strict=True))
+        config_values = {name: values[name] for name in CONFIG_PARAMETERS}
+        arms, s3_secret, api_key_secret = values["arms"], values["s3_secret"], values["api_key_secret"]
+        config_yaml, config_overrides = values["config_yaml"], values["config_overrides"]
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
 
         def remote(task: dsl.PipelineTask, training: bool = False, cache: bool = False) -> dsl.PipelineTask:
@@ -214,7 +181,8 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
         summary = remote(run_summary())
         with dsl.ExitHandler(summary, name="hipo-run"):
             prep = remote(
-                prepare(**values, config_yaml=config_yaml, config_overrides=config_overrides), cache=True
+                prepare(**config_values, config_yaml=config_yaml, config_overrides=config_overrides),
+                cache=True,
             )
             config = prep.outputs["config"]
             if cluster is not None:  # the training and evaluation pods read a Hub base model from s3://
@@ -232,7 +200,7 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
                     config=config,
                     policy=sft_mix.outputs["model"],
                     cold_start_set="mix",
-                    algorithm=rl_algorithm,
+                    algorithm=values["rl_algorithm"],
                     run_id=run_id,
                 ),
                 training=True,
@@ -317,7 +285,9 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
                         training=True,
                     ).set_display_name("evaluate-vs-cold-start-on")
 
-    return hipo_pipeline
+    hipo_pipeline.__signature__ = SIGNATURE  # type: ignore[attr-defined]
+    hipo_pipeline.__doc__ = docstring(PIPELINE_DESCRIPTION)
+    return dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)(hipo_pipeline)
 
 
 hipo_pipeline = build_pipeline()

@@ -10,12 +10,10 @@ import math
 import yaml
 
 from components import prepare
-from hipo.parameters import PARAMETERS, default
+from hipo.config import RunConfig
+from hipo.parameters import CONFIG_PARAMETERS, PARAMETERS, from_config, to_config
 from hipo.pipeline_run import COMPILED, compile_pipeline
 from pipelines.hipo_pipeline import S3_SECRET_KEYS
-
-CLUSTER_ONLY = {"arms": "hipo", "s3_secret": "hipo-s3", "api_key_secret": "hipo-judge"}
-FREE_FORM = {"config_yaml": "", "config_overrides": []}
 
 
 def _documents(path):
@@ -28,25 +26,36 @@ def test_the_committed_pipeline_is_not_stale(tmp_path):
     assert COMPILED.read_text() == fresh.read_text(), "pipelines/compiled is stale: run `make compile`"
 
 
-def test_every_parameter_is_typed_with_its_default():
+def test_the_compiled_inputs_are_the_one_parameter_list():
+    """Names, types, defaults and help of the pipeline's inputs are hipo.parameters' and nothing else."""
     spec, _ = _documents(COMPILED)
     declared = spec["root"]["inputDefinitions"]["parameters"]
-    expected = {**{name: default(name) for name in PARAMETERS}, **CLUSTER_ONLY, **FREE_FORM}
-    assert set(declared) == set(expected)
+    assert list(declared) == sorted(p.name for p in PARAMETERS)
     kinds = {str: "STRING", int: "NUMBER_INTEGER", float: "NUMBER_DOUBLE", list: "LIST", bool: "BOOLEAN"}
-    for name, value in expected.items():
-        assert declared[name]["parameterType"] == kinds[type(value)], name
-        got = declared[name]["defaultValue"] if value != "" else declared[name].get("defaultValue", "")
-        if isinstance(value, float):
-            assert math.isclose(got, value), name
+    for parameter in PARAMETERS:
+        got = declared[parameter.name]
+        assert got["parameterType"] == kinds[parameter.type], parameter.name
+        assert got["description"] == parameter.help, parameter.name
+        assert isinstance(parameter.default, parameter.type), parameter.name
+        default = got.get("defaultValue", "") if parameter.default == "" else got["defaultValue"]
+        if parameter.type is float:
+            assert math.isclose(default, parameter.default), parameter.name
         else:
-            assert got == value, name
+            assert default == parameter.default, parameter.name
 
 
-def test_prepare_takes_every_configuration_parameter():
-    names = set(inspect.signature(prepare.python_func).parameters)
-    assert set(PARAMETERS) <= names
-    assert names - set(PARAMETERS) == {"config_yaml", "config_overrides", "config", "prompts", "metrics"}
+def test_every_configuration_parameter_defaults_to_the_run_configuration():
+    assert to_config({}) == RunConfig()
+    assert to_config(from_config(RunConfig())) == RunConfig()
+    assert {name: p.default for name, p in CONFIG_PARAMETERS.items()} == from_config(RunConfig())
+
+
+def test_prepare_takes_every_configuration_parameter_with_its_type():
+    declared = inspect.signature(prepare.python_func).parameters
+    for name, parameter in CONFIG_PARAMETERS.items():
+        assert declared[name].annotation is parameter.type, name
+    free = {"config_yaml", "config_overrides", "config", "prompts", "metrics"}
+    assert set(declared) - set(CONFIG_PARAMETERS) == free
 
 
 def test_every_step_requests_and_limits_cpu_and_memory():

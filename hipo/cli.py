@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 from hipo import __version__
 from hipo.cli_parsing import EXAMPLES, CliParser, key_value, model_version
@@ -258,20 +259,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _under_torchrun(stage: str, cli_args: list[str], config: RunConfig, out: str) -> int | None:
-    """Run ``hipo train STAGE`` under torchrun when the local backend asks for more than one process
-    and this is not already one of its ranks, as ``hipo run`` does; None when this process should train."""
-    from hipo.config import distributed_env
+def _train(
+    stage: Literal["sft", "rl"], config: RunConfig, source: str, out: str, cache_dir: str | None = None
+) -> int:
+    """Train ``stage`` as ``hipo run`` does: here, or under torchrun for ``launch.procs_per_node``."""
     from hipo.launch import LaunchError
     from hipo.launch.local import run_stage
 
-    launch = config.launch
-    if launch.backend != "local" or launch.procs_per_node == 1 or distributed_env().is_distributed:
-        return None
-    procs = launch.procs_per_node
-    print(f"hipo: starting torchrun with {procs} processes (launch.procs_per_node)", file=sys.stderr)
     try:
-        run_stage(stage, cli_args, config, out)
+        run_stage(stage, config, source, out, cache_dir)
     except LaunchError as error:
         print(f"hipo: {error}", file=sys.stderr)
         return 1
@@ -279,35 +275,16 @@ def _under_torchrun(stage: str, cli_args: list[str], config: RunConfig, out: str
 
 
 def _cmd_train_sft(args: argparse.Namespace) -> int:
-    from hipo.config import distributed_env
-    from hipo.train.sft import train_sft
-
     overrides = [*args.overrides, *([f"model.base={json.dumps(args.base)}"] if args.base else [])]
     config = _load(args, overrides)
     local_dir(args.out, "--out")
-    cache = ["--cache-dir", args.cache_dir] if args.cache_dir else []
-    code = _under_torchrun("sft", ["--data", args.data, *cache], config, args.out)
-    if code is not None:
-        return code
-    metrics = train_sft(config, args.data, args.out, cache_dir=args.cache_dir)
-    if distributed_env().rank == 0:
-        print(json.dumps(metrics, indent=2))
-    return 0
+    return _train("sft", config, args.data, args.out, args.cache_dir)
 
 
 def _cmd_train_rl(args: argparse.Namespace) -> int:
-    from hipo.config import distributed_env
-    from hipo.train.rl import train_rl
-
     config = _load(args)
     local_dir(args.out, "--out", s3=True)
-    code = _under_torchrun("rl", ["--policy", args.policy], config, args.out)
-    if code is not None:
-        return code
-    result = train_rl(config, args.policy, args.out)
-    if distributed_env().rank == 0:
-        print(json.dumps(result, indent=2))
-    return 0
+    return _train("rl", config, args.policy, args.out)
 
 
 def _add_train_commands(train: argparse._SubParsersAction) -> None:
@@ -441,27 +418,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from hipo.engines.base import EngineError
+    from hipo.launch.entry import training_errors
     from hipo.pipeline_run import PipelineFailed
-    from hipo.quality.load import DatasetError
     from hipo.registry import RegistryError
     from hipo.remote import RemoteError
-    from hipo.storage import StorageError
-    from hipo.tasks import TaskError
 
     try:
         return args.func(args)
-    except (
-        ConfigError,
-        TaskError,
-        EngineError,
-        StorageError,
-        DatasetError,
-        RegistryError,
-        RemoteError,
-        PipelineFailed,
-        OSError,  # a path that cannot be read or written: the user's input or machine, not a bug
-    ) as error:
+    except (*training_errors(), RegistryError, RemoteError, PipelineFailed) as error:
         print(f"hipo: {_short(error)}", file=sys.stderr)
         return 2
 

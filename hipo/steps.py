@@ -157,13 +157,13 @@ def validate_data(config_dir: str, dataset_dir: str, report_html: str) -> dict[s
 
 
 def _train(
-    stage: str, args: list[str], config: RunConfig, work_dir: Path, run_id: str, task_config: Any, task: str
+    stage: str, source: str, config: RunConfig, work_dir: Path, run_id: str, task_config: Any, task: str
 ) -> Path:
-    """Run ``hipo train <stage>`` where ``config.launch`` says; returns the final model directory.
+    """Train ``stage`` from ``source`` where ``config.launch`` says; returns the final model directory.
     ``task`` (the arm) keeps the cluster jobs of different arms apart."""
     from hipo.launch import run_training
 
-    return run_training(stage, args, config, work_dir, run_id, task_config, task=task)
+    return run_training(stage, source, config, work_dir, run_id, task_config, task=task)
 
 
 def _last_metrics(path: Path) -> dict[str, float]:
@@ -186,7 +186,7 @@ def sft(
     if dataset == "on" and config.sft.steps_on:
         sft_on = config.sft.model_copy(update={"steps": config.sft.steps_on})
         config = config.model_copy(update={"sft": sft_on})
-    final = _train("sft", ["--data", data], config, Path(model_dir), run_id, task_config, dataset)
+    final = _train("sft", data, config, Path(model_dir), run_id, task_config, dataset)
     return _last_metrics(final / "metrics.jsonl")
 
 
@@ -211,7 +211,7 @@ def hipo_rl(
     config = config.model_copy(update={"rl": config.rl.model_copy(update={"algorithm": algorithm})})
     work = Path(model_dir).parent / f"work-{algorithm}"
     arm = f"{cold_start_set}-{algorithm}"
-    final = _train("rl", ["--policy", policy_dir], config, work, run_id, task_config, arm)
+    final = _train("rl", policy_dir, config, work, run_id, task_config, arm)
     shutil.copytree(final, model_dir, dirs_exist_ok=True)
     return _last_metrics(work / "metrics.jsonl")
 

@@ -1,12 +1,13 @@
 """The training launcher: one call that runs a training stage where ``config.launch`` says.
 
-``run_training(stage, cli_args, config, out_dir, run_id, task_config, task=...)`` runs ``hipo train
-STAGE`` with ``cli_args`` (its options other than ``--config`` and ``--out``, e.g. ``["--data", path]``)
-and returns the local directory of the final model: ``out_dir`` for sft, ``out_dir/final`` for rl.
+``run_training(stage, source, config, out_dir, run_id, task_config, task=...)`` trains ``stage`` from
+``source`` (the dataset for sft, the policy for rl) and returns the local directory of the final model:
+``out_dir`` for sft, ``out_dir/final`` for rl.
 
-- ``local``: in this process, or under torchrun with ``launch.procs_per_node`` CPU processes.
-- ``trainjob`` / ``pytorchjob``: uploads the run configuration and any local ``--data``/``--policy``/
-  ``--base`` input to ``launch.work_uri``, runs the job there (``hipo.launch.kube``), then downloads the
+- ``local``: ``hipo.train`` in this process, or under torchrun with ``launch.procs_per_node`` CPU
+  processes (``hipo.launch.local``).
+- ``trainjob`` / ``pytorchjob``: uploads the run configuration and a local source to
+  ``launch.work_uri``, runs ``hipo.launch.entry`` there as a job (``hipo.launch.kube``), then downloads the
   final model from ``{work_uri}/{job name}`` into ``out_dir``. The job name is derived from ``run_id``,
   the stage and ``task`` (the arm: cold-start set, RL algorithm), so each training task of a run has a
   job of its own and a retried step re-attaches to its job instead of starting another. The job carries
@@ -27,6 +28,7 @@ from typing import Any
 from hipo import storage
 from hipo.config import RunConfig
 from hipo.images import TRAIN_IMAGE
+from hipo.launch.entry import SOURCE_OPTION
 from hipo.launch.kube import (
     JOB_KINDS,
     JobRunner,
@@ -57,8 +59,8 @@ __all__ = [
     "run_training",
 ]
 
-# options whose local paths the pods cannot see: hipo train's, and the eval job's (hipo.launch.entry)
-INPUT_FLAGS = ("--data", "--policy", "--base", "--model", "--labels", "--reuse")
+# hipo.launch.entry's options whose local paths the pods cannot see
+INPUT_FLAGS = ("--data", "--policy", "--model", "--labels", "--reuse")
 
 
 def evaluates_in_a_job(config: RunConfig) -> bool:
@@ -88,7 +90,7 @@ def _final_dir(stage: Stage, out_dir: Path) -> Path:
 
 def run_training(
     stage: Stage,
-    cli_args: Sequence[str],
+    source: str | Path,
     config: RunConfig,
     out_dir: str | Path,
     run_id: str,
@@ -96,7 +98,7 @@ def run_training(
     *,
     task: str,
 ) -> Path:
-    """Run ``hipo train STAGE`` per ``config.launch``; return the local final model directory.
+    """Train ``stage`` from ``source`` per ``config.launch``; return the local final model directory.
 
     ``task_config``: the ``dsl.TaskConfig`` KFP passed to the calling component (cluster backends
     merge its env, volumes, node selector, tolerations and affinity into the job). ``task``: which
@@ -106,9 +108,10 @@ def run_training(
         raise LaunchError(f"unknown training stage {stage!r}: expected 'sft' or 'rl'")
     out_dir = Path(out_dir)
     if config.launch.backend == "local":
-        run_stage(stage, cli_args, config, out_dir)
+        run_stage(stage, config, str(source), out_dir)
     else:
-        _run_on_cluster(stage, cli_args, config, out_dir, run_id, task_config, task)
+        inputs = [SOURCE_OPTION[stage], str(source)]
+        _run_on_cluster(stage, inputs, config, out_dir, run_id, task_config, task)
     final = _final_dir(stage, out_dir)
     if not (final / "config.json").is_file():
         raise LaunchError(
@@ -146,10 +149,10 @@ def job_spec(
     )
 
 
-def _stage_inputs(cli_args: Sequence[str], inputs_uri: str) -> list[str]:
-    """``cli_args`` with each local input path uploaded under ``inputs_uri`` and replaced by its URI
+def _stage_inputs(entry_inputs: Sequence[str], inputs_uri: str) -> list[str]:
+    """``entry_inputs`` with each local input path uploaded under ``inputs_uri`` and replaced by its URI
     (a repeated option's second path goes to ``<option>-1``, and so on)."""
-    args, seen = list(cli_args), dict.fromkeys(INPUT_FLAGS, 0)
+    args, seen = list(entry_inputs), dict.fromkeys(INPUT_FLAGS, 0)
     for i, arg in enumerate(args[:-1]):
         path = Path(args[i + 1])
         if arg in INPUT_FLAGS and not args[i + 1].startswith("s3://") and path.exists():
@@ -165,9 +168,10 @@ def _stage_inputs(cli_args: Sequence[str], inputs_uri: str) -> list[str]:
 
 
 def run_job(
-    stage: Stage, cli_args: Sequence[str], config: RunConfig, run_id: str, task_config: Any, task: str
+    stage: Stage, entry_inputs: Sequence[str], config: RunConfig, run_id: str, task_config: Any, task: str
 ) -> str:
-    """Run ``stage`` as a job of ``config.launch.backend`` until it succeeds; returns its output URI."""
+    """Run ``hipo.launch.entry STAGE`` with ``entry_inputs`` (its input options) as a job of
+    ``config.launch.backend`` until it succeeds; returns its output URI."""
     launch = config.launch
     if not launch.work_uri.startswith("s3://"):
         raise LaunchError(
@@ -176,12 +180,12 @@ def run_job(
         )
     name = job_name(stage, run_id, task)
     # the inputs live under the digest: an attempt made for other inputs never overwrites these
-    digest = task_digest(stage, task, config.to_yaml(), cli_args)
+    digest = task_digest(stage, task, config.to_yaml(), entry_inputs)
     work = launch.work_uri.rstrip("/")
     out_uri, inputs_uri = f"{work}/{name}", f"{work}/inputs/{name}/{digest}"
     storage.write_bytes(f"{inputs_uri}/config.yaml", config.to_yaml().encode())
-    entry = [stage, "--config-uri", f"{inputs_uri}/config.yaml", "--out-uri", out_uri, "--"]
-    entry_args = [*entry, *_stage_inputs(cli_args, inputs_uri)]
+    entry = [stage, "--config-uri", f"{inputs_uri}/config.yaml", "--out-uri", out_uri]
+    entry_args = [*entry, *_stage_inputs(entry_inputs, inputs_uri)]
     spec = apply_task_config(job_spec(stage, entry_args, config, run_id, task, digest), task_config)
     body = trainjob(spec) if launch.backend == "trainjob" else pytorchjob(spec)
     runner = JobRunner(api_client(), JOB_KINDS[launch.backend], spec.namespace, launch.deadline_s)
@@ -192,14 +196,14 @@ def run_job(
 
 def _run_on_cluster(
     stage: Stage,
-    cli_args: Sequence[str],
+    entry_inputs: Sequence[str],
     config: RunConfig,
     out_dir: Path,
     run_id: str,
     task_config: Any,
     task: str,
 ) -> None:
-    out_uri = run_job(stage, cli_args, config, run_id, task_config, task)
+    out_uri = run_job(stage, entry_inputs, config, run_id, task_config, task)
     if stage == "sft":
         storage.download_prefix(out_uri, out_dir)
     else:

@@ -1,9 +1,10 @@
-"""The local backend: ``hipo ...`` in this process, or under ``torchrun --standalone`` on this machine.
+"""The local backend: a training stage in this process, or under ``torchrun --standalone`` here.
 
-One process calls the CLI entry in process (no interpreter start, no model reload). More processes run
-``python -m torch.distributed.run --standalone --nproc_per_node P -m hipo.cli ...`` (gloo on CPU) as
-a child whose output is streamed to stderr; on failure the error carries the exit code and the last
-lines; on cancel (SIGTERM, Ctrl-C) the child's process group is terminated.
+One process calls ``hipo.train`` in process (no interpreter start, no model reload). More processes run
+``python -m torch.distributed.run --standalone --nproc_per_node P -m hipo.launch.entry ...`` (gloo on
+CPU) as a child whose output is streamed to stderr, with the configuration written once to a file; on
+failure the error carries the exit code and the last lines; on cancel (SIGTERM, Ctrl-C) the child's
+process group is terminated.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hipo.config import distributed_env
+from hipo.launch.entry import SOURCE_OPTION, TrainStage, train_stage
 from hipo.launch.kube import LaunchError, StepCancelled, cancel_on_sigterm, raise_if_cancelled
 
 if TYPE_CHECKING:
@@ -30,29 +33,31 @@ _STOP_GRACE_S = 30
 def torchrun_command(args: Sequence[str], procs: int) -> list[str]:
     return [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs),
-        "-m", "hipo.cli", *args,
+        "-m", "hipo.launch.entry", *args,
     ]  # fmt: skip
 
 
-def run_stage(stage: str, cli_args: Sequence[str], config: RunConfig, out: str | Path) -> None:
-    """``hipo train STAGE`` with ``config`` (passed as a temporary file) in ``launch.procs_per_node``
-    processes."""
+def run_stage(
+    stage: TrainStage, config: RunConfig, source: str, out: str | Path, cache_dir: str | None = None
+) -> None:
+    """Train ``stage`` from ``source`` here: in this process, or under torchrun when the local backend
+    asks for ``launch.procs_per_node`` > 1 and this process is not already one of its ranks (a cluster
+    pod's configuration trains here, as one rank). LaunchError when torchrun fails."""
+    launch = config.launch
+    if launch.backend != "local" or launch.procs_per_node == 1 or distributed_env().is_distributed:
+        train_stage(stage, config, source, out, cache_dir)
+        return
+    procs = launch.procs_per_node
+    print(f"hipo: starting torchrun with {procs} processes (launch.procs_per_node)", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="hipo-launch-") as tmp:
         config_path = Path(tmp) / "config.yaml"
         config_path.write_text(config.to_yaml(), encoding="utf-8")
-        args = ["train", stage, "--config", str(config_path), *cli_args, "--out", str(out)]
-        run_local(args, config.launch.procs_per_node)
+        args = [stage, "--config-uri", str(config_path), "--out-uri", str(out), SOURCE_OPTION[stage], source]
+        _run_torchrun([*args, *(["--cache-dir", cache_dir] if cache_dir else [])], procs)
 
 
-def run_local(args: Sequence[str], procs: int = 1) -> None:
-    """Run ``hipo ARGS`` with ``procs`` processes; LaunchError when it fails."""
-    if procs == 1:
-        from hipo.cli import main
-
-        code = main(list(args))
-        if code != 0:
-            raise LaunchError(f"`hipo {' '.join(args)}` failed with exit code {code} (its message is above)")
-        return
+def _run_torchrun(args: Sequence[str], procs: int) -> None:
+    """``hipo.launch.entry ARGS`` under torchrun with ``procs`` processes; LaunchError when it fails."""
     command = torchrun_command(args, procs)
     tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
     child = subprocess.Popen(

@@ -76,8 +76,8 @@ def secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
 class JobSpec:
     """Everything one training job needs, independent of the API that will run it.
 
-    ``args`` follow ``python -m hipo.launch.entry`` (stage, config and output URIs, ``hipo train``
-    options). ``env`` holds Kubernetes EnvVar dicts (``plain_env``, ``secret_env``); ``volumes`` and
+    ``args`` follow ``python -m hipo.launch.entry`` (stage, config and output URIs, the input
+    URIs). ``env`` holds Kubernetes EnvVar dicts (``plain_env``, ``secret_env``); ``volumes`` and
     ``volume_mounts`` Kubernetes Volume / VolumeMount dicts. A memory-backed ``/dev/shm`` is always
     added (NCCL and data loaders need more than the container default of 64 MiB).
     """

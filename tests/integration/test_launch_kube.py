@@ -97,7 +97,7 @@ def test_trainjob_runs_the_pod_entry_and_the_checkpoint_comes_back(
         (succeeded() if code == 0 else failed("Error", f"the pod entry exited with {code}", ""))(api, key)
 
     kube.script(job_name("sft", "run-1", "mix"), [running(pods=2), pods_train])
-    final = run_training("sft", ["--data", str(sft_data)], config, tmp_path / "model", "run-1", task="mix")
+    final = run_training("sft", str(sft_data), config, tmp_path / "model", "run-1", task="mix")
 
     assert final == tmp_path / "model" and (final / "config.json").is_file()
     assert list(final.glob("*.safetensors")) and (final / "tokenizer_config.json").is_file()
@@ -122,9 +122,7 @@ def test_pytorchjob_rl_collects_final_and_metrics(kube, s3_prefix, tmp_path, tin
         storage.write_bytes(f"{out}/metrics.jsonl", b'{"step": 1}\n')
 
     kube.script(job_name("rl", "run-2", "mix-hipo"), [running(pods=2), succeeded(before=pods_train)])
-    final = run_training(
-        "rl", ["--policy", "s3://models/sft"], config, tmp_path / "rl", "run-2", task="mix-hipo"
-    )
+    final = run_training("rl", "s3://models/sft", config, tmp_path / "rl", "run-2", task="mix-hipo")
     assert final == tmp_path / "rl" / "final" and (final / "config.json").is_file()
     assert (tmp_path / "rl" / "metrics.jsonl").read_text() == '{"step": 1}\n'
     [body] = kube.created
@@ -149,7 +147,7 @@ def test_the_arms_of_one_run_get_their_own_jobs_inputs_and_models(kube, s3_prefi
     models = {}
     for arm in ("mix", "on"):
         data = sft_data.parent / arm
-        models[arm] = run_training("sft", ["--data", str(data)], config, tmp_path / arm, "run-7", task=arm)
+        models[arm] = run_training("sft", str(data), config, tmp_path / arm, "run-7", task=arm)
     names = [body["metadata"]["name"] for body in kube.created]
     assert len(set(names)) == 2 and all(arm in name for arm, name in zip(("mix", "on"), names, strict=True))
     uris = [arg(body, "--data") for body in kube.created]
@@ -159,9 +157,7 @@ def test_the_arms_of_one_run_get_their_own_jobs_inputs_and_models(kube, s3_prefi
         uploaded = storage.read_bytes(f"{uri}/train.parquet")
         assert uploaded == (sft_data.parent / arm / "train.parquet").read_bytes()
 
-    retried = run_training(
-        "sft", ["--data", str(sft_data.parent / "on")], config, tmp_path / "retry", "run-7", task="on"
-    )
+    retried = run_training("sft", str(sft_data.parent / "on"), config, tmp_path / "retry", "run-7", task="on")
     assert len(kube.created) == 2, "the retry created a job instead of reattaching"
     assert json.loads((retried / "config.json").read_text())["data"] == uris[1]
 
@@ -178,7 +174,7 @@ def test_a_job_made_for_another_task_is_never_reused(kube, s3_prefix, sft_data, 
         TRAINJOB.group, TRAINJOB.version, NS, TRAINJOB.plural, squatter
     )
     with pytest.raises(LaunchError, match=rf"{name} already exists but was made for another task"):
-        run_training("sft", ["--data", str(sft_data)], config, tmp_path / "m", "run-8", task="mix")
+        run_training("sft", str(sft_data), config, tmp_path / "m", "run-8", task="mix")
     assert kube.job("trainjobs", name, NS) is not None and kube.deletes == []
     assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
 

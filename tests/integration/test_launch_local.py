@@ -1,13 +1,15 @@
-"""The local backend of run_training: the CLI entry in process, or torchrun with 2 CPU processes."""
+"""The local backend of run_training: hipo.train in process, or torchrun with 2 CPU processes."""
 
 import pytest
 
-from hipo.cli import _under_torchrun, main
+from hipo.cli import main
 from hipo.config import build_config
 from hipo.data.pipeline import generate_dataset
 from hipo.data.rationale import TemplateRationaleWriter
 from hipo.engines.scripted import ScriptedEngine
 from hipo.launch import LaunchError, run_training
+from hipo.launch.local import run_stage
+from hipo.quality.load import DatasetError
 from hipo.tasks import get_task
 
 MODEL = {"tiny_hidden": 32, "tiny_layers": 1, "tiny_heads": 2}
@@ -28,32 +30,27 @@ def sft_data(tmp_path_factory):
 
 
 def test_sft_then_rl_in_process(sft_data, tmp_path):
-    sft = run_training("sft", ["--data", str(sft_data)], local(), tmp_path / "sft", "run-1", task="mix")
+    sft = run_training("sft", str(sft_data), local(), tmp_path / "sft", "run-1", task="mix")
     assert sft == tmp_path / "sft" and (sft / "config.json").is_file() and (sft / "metrics.jsonl").is_file()
     config = local(rl=RL, rollout_sampling={"max_new_tokens": 16})
-    final = run_training("rl", ["--policy", str(sft)], config, tmp_path / "rl", "run-1", task="mix-hipo")
+    final = run_training("rl", str(sft), config, tmp_path / "rl", "run-1", task="mix-hipo")
     assert final == tmp_path / "rl" / "final" and (final / "config.json").is_file()
 
 
-def test_in_process_failure_names_the_exit_code(tmp_path, capsys):
-    with pytest.raises(LaunchError, match=r"`hipo train sft .*` failed with exit code 2"):
-        run_training(
-            "sft", ["--data", str(tmp_path / "missing")], local(), tmp_path / "out", "run-1", task="mix"
-        )
-    assert "missing" in capsys.readouterr().err
+def test_in_process_failure_is_the_training_error_itself(tmp_path):
+    with pytest.raises(DatasetError, match=r"missing does not exist"):
+        run_training("sft", str(tmp_path / "missing"), local(), tmp_path / "out", "run-1", task="mix")
 
 
 @pytest.mark.slow  # about 2.5 minutes on 2 shared cores: two torchrun launches of two ranks each
 def test_torchrun_with_two_processes(sft_data, tmp_path, capfd):
-    out = run_training(
-        "sft", ["--data", str(sft_data)], local(procs=2), tmp_path / "sft", "run-1", task="mix"
-    )
+    out = run_training("sft", str(sft_data), local(procs=2), tmp_path / "sft", "run-1", task="mix")
     assert (out / "config.json").is_file()
     assert '"world_size": 2' in capfd.readouterr().err  # rank 0's metrics, streamed from the child
     with pytest.raises(LaunchError) as caught:
         run_training(
             "sft",
-            ["--data", str(tmp_path / "missing")],
+            str(tmp_path / "missing"),
             local(procs=2),
             tmp_path / "bad",
             "run-1",
@@ -76,7 +73,9 @@ def test_hipo_train_trains_in_process_where_torchrun_is_not_asked_for(tmp_path, 
     err = capsys.readouterr().err
     assert "missing" in err and "torchrun" not in err  # a cluster pod's config: train here, as one rank
     monkeypatch.setenv("WORLD_SIZE", "2")  # already a torchrun rank: train, do not start another torchrun
-    assert _under_torchrun("sft", data, local(procs=2), str(tmp_path / "out")) is None
+    with pytest.raises(DatasetError, match="missing"):
+        run_stage("sft", local(procs=2), str(tmp_path / "missing"), tmp_path / "out")
+    assert "torchrun" not in capsys.readouterr().err
 
 
 def test_hipo_train_on_the_data_pipelines_output_folder_names_its_cold_start_sets(sft_data, tmp_path, capsys):

@@ -102,11 +102,9 @@ def test_five_arms_train_five_distinct_jobs_on_distinct_inputs(s3_prefix, tmp_pa
         config = read_config(run_dir / "prepare" / "config")
         run_id = sft_on["metadata"]["labels"][RUN_LABEL]
         data = run_dir / "generate-hybrid-data" / "dataset"
-        again = run_training(
-            "sft", ["--data", str(data / "on")], config, tmp_path / "retry", run_id, task="on"
-        )
+        again = run_training("sft", str(data / "on"), config, tmp_path / "retry", run_id, task="on")
         assert (again / "config.json").is_file() and len(kube.created) == 1  # no second job
         with pytest.raises(LaunchError, match="made for another task or other inputs"):
-            run_training("sft", ["--data", str(data / "mix")], config, tmp_path / "wrong", run_id, task="on")
+            run_training("sft", str(data / "mix"), config, tmp_path / "wrong", run_id, task="on")
     finally:
         kube.stop()

@@ -43,7 +43,6 @@ ARGS = (
     "s3://b/in/config.yaml",
     "--out-uri",
     "s3://b/w/job",
-    "--",
     "--data",
     "s3://b/d",
 )

@@ -56,51 +56,53 @@ def _annotation(field: str) -> Any:
     return model.model_fields[leaf].annotation
 
 
-def _kfp_type(annotation: Any) -> tuple[KfpType, tuple[str, ...]]:
-    """The KFP parameter type of a field's annotation, and its choices where it is a Literal."""
+def _kfp_type(annotation: Any) -> KfpType:
+    """The KFP parameter type of a field's annotation (a Literal of names is a string)."""
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
-        return str, tuple(typing.get_args(annotation))
+        return str
     if origin in (types.UnionType, typing.Union):  # an optional field: "" stands for None
         (inner,) = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
         return _kfp_type(inner)
     if origin in (tuple, list):
-        return list, ()
+        return list
     if annotation in (int, float, str, bool):
-        return annotation, ()
+        return annotation
     raise TypeError(f"a pipeline parameter cannot carry a {annotation} field")
 
 
 def _bound(name: str, field: str, help: str) -> Parameter:
-    kind, choices = _kfp_type(_annotation(field))
-    if choices:
-        help = f"{help} (one of: {', '.join(choices)})"
+    kind = _kfp_type(_annotation(field))
     return Parameter(name, kind, _read(RunConfig(), field, kind), help, field)
 
 
 PARAMETERS: tuple[Parameter, ...] = (
     _bound("seed", "seed", "Random seed of data drawing, SFT and RL"),
     _bound("base_model", "model.base", "Base policy: tiny, smollm2, a directory, an s3:// URI or a Hub id"),
-    _bound("task", "task.name", "Task family"),
+    _bound("task", "task.name", "Task family: arithmetic or math"),
     _bound("datasets", "task.datasets", "math task: dataset names, paths or s3:// URIs"),
     _bound("train_size", "task.train_size", "Training prompts"),
     _bound("eval_size", "task.eval_size", "Held-out evaluation prompts"),
-    _bound("teacher", "data.teacher", "Who writes the think-on/think-off answers"),
+    _bound(
+        "teacher",
+        "data.teacher",
+        "Who writes the think-on/think-off answers: scripted, hf, openai, vllm or scripted+hf",
+    ),
     _bound("teacher_model", "data.teacher_model", "hf / vllm teacher: a local model directory"),
     _bound("teacher_url", "data.teacher_endpoint.base_url", "OpenAI-compatible teacher URL (empty: none)"),
     _bound("teacher_endpoint_model", "data.teacher_endpoint.model", "Model name at the teacher URL"),
-    _bound("judge", "data.judge", "Who writes the rationales"),
+    _bound("judge", "data.judge", "Who writes the rationales: template or openai"),
     _bound("judge_url", "data.judge_endpoint.base_url", "OpenAI-compatible judge URL (empty: none)"),
     _bound("judge_model", "data.judge_endpoint.model", "Model name at the judge URL"),
     _bound("samples_per_mode", "data.samples_per_mode", "Teacher samples per prompt and mode"),
     _bound("delta", "data.delta", "Think-on must beat think-off by more than this pass rate"),
     _bound("sft_steps", "sft.steps", "Cold-start SFT steps"),
-    _bound("rl_algorithm", "rl.algorithm", "Advantage estimator of the main line's RL"),
+    _bound("rl_algorithm", "rl.algorithm", "Advantage estimator of the main line's RL: hipo or grpo"),
     _bound("rl_steps", "rl.steps", "RL steps"),
     _bound("group_size", "rl.group_size", "Rollouts per prompt (G)"),
     _bound("omega", "rl.omega", "Bias toward think-off (omega)"),
     _bound("gamma", "rl.gamma", "Weight of the judge advantage (gamma)"),
-    _bound("launch_backend", "launch.backend", "Where training runs"),
+    _bound("launch_backend", "launch.backend", "Where training runs: local, trainjob or pytorchjob"),
     _bound("nodes", "launch.nodes", "Training nodes"),
     _bound("gpus_per_node", "launch.gpus_per_node", "GPUs per training node (0: CPU)"),
     _bound("work_uri", "launch.work_uri", "s3:// prefix where cluster jobs leave checkpoints"),

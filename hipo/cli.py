@@ -402,7 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--name", action="append", default=[], help="display name per --model, e.g. 'Cold-Start (on)'"
     )
-    p.add_argument("--engine", choices=("hf", "vllm"), help="what serves the checkpoints (eval.engine)")
+    p.add_argument(  # the config checks the name against hipo/engines/registry.py
+        "--engine", metavar="NAME", help="what serves the checkpoints (eval.engine): hf, vllm or yours"
+    )
     p.add_argument("--out", required=True, help="output directory (a rerun resumes there)")
     p.add_argument("--labels", help="dataset directory or eval file with prompt and preferred_mode columns")
     p.add_argument("--title", default="HiPO evaluation", help="the report's title")

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 
@@ -32,6 +40,12 @@ MAX_SEED = 2**32 - 1
 def _numeric(annotation: Any) -> bool:
     """int or float, alone, optional or in a tuple (Literal values are not types, so never match)."""
     return annotation in (int, float) or any(_numeric(arg) for arg in get_args(annotation))
+
+
+def _is_default(section: type[BaseModel], info: ValidationInfo, name: str) -> bool:
+    """Whether a registry-checked name is its field's default. Registries load lazily (the train ones
+    bring torch), so a default, registered as tests/integration/test_registries.py checks, skips them."""
+    return name == section.model_fields[info.field_name].default
 
 
 class _Section(BaseModel):
@@ -86,7 +100,7 @@ class DataConfig(_Section):
     """Hybrid data pipeline, docs/algorithm.md §2."""
 
     # scripted+hf: the scripted teacher for arithmetic prompts, the hf model for the others (a mixture)
-    teacher: Literal["scripted", "hf", "openai", "vllm", "scripted+hf"] = "scripted"
+    teacher: str = "scripted"  # scripted, hf, openai, vllm, scripted+hf: hipo/engines/registry.py
     teacher_model: str = ""  # hf / vllm: a local model directory; scripted+hf: also "smollm2"
     # reference: Think-on samples are each query's own worked solution (hipo/data/reference.py), verified;
     # Think-off samples still come from the teacher
@@ -106,6 +120,17 @@ class DataConfig(_Section):
         0.1, ge=0.0, le=1.0, description="fail when a smaller share of the queries gets a training row"
     )
     seed: int = Field(0, ge=0, le=MAX_SEED)
+
+    @field_validator("teacher")
+    @classmethod
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        if _is_default(cls, info, name):
+            return name
+        from hipo.engines.registry import unknown_engine
+
+        if problem := unknown_engine(name, "teacher"):
+            raise ValueError(problem)
+        return name
 
     @model_validator(mode="after")
     def _buckets_ordered(self) -> DataConfig:
@@ -222,7 +247,8 @@ class SFTConfig(_Section):
 class RLConfig(_Section):
     """Reward, bias, advantages and objective, docs/algorithm.md §3–§6, and the RL loop."""
 
-    algorithm: Literal["hipo", "grpo"] = "hipo"
+    algorithm: str = "hipo"  # an advantage estimator of hipo/train/registry.py: hipo, grpo
+    reward: str = "accuracy_format"  # a reward function of hipo/train/registry.py
     group_size: int = Field(8, ge=2, le=1024, description="G: rollouts per query")
     format_weight: float = Field(0.2, ge=0.0, description="r = ACC + format_weight * FORMAT")
     bias: Literal["relative", "always", "absolute", "none"] = "relative"
@@ -249,13 +275,34 @@ class RLConfig(_Section):
     steps: int = Field(150, ge=1, le=MAX_STEPS)
     prompts_per_step: int = Field(16, ge=1, le=65536, description="queries per step, all ranks together")
     ppo_epochs: int = Field(1, ge=1)
-    rollout_engine: Literal["hf", "vllm"] = "hf"
+    rollout_engine: str = "hf"  # hf or vllm: hipo/engines/registry.py
     save_every: int = Field(25, ge=1)
     keep_checkpoints: int = Field(3, ge=1, description="local RL checkpoints kept; older ones are pruned")
     vllm_gpu_memory_utilization: float = Field(
         0.3, gt=0.0, lt=1.0, description="share of the GPU a colocated vLLM may take; training gets the rest"
     )
     optim: RLOptimConfig = RLOptimConfig()
+
+    @field_validator("algorithm", "reward", "rollout_engine")
+    @classmethod
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        if _is_default(cls, info, name):
+            return name
+        if info.field_name == "rollout_engine":
+            from hipo.engines.registry import unknown_engine
+
+            problem = unknown_engine(name, "rollouts")
+        else:
+            from hipo.train.registry import ADVANTAGE_ESTIMATORS, REWARD_FUNCTIONS, unknown_name
+
+            what, table = {
+                "algorithm": ("advantage estimator", ADVANTAGE_ESTIMATORS),
+                "reward": ("reward function", REWARD_FUNCTIONS),
+            }[info.field_name]
+            problem = None if name in table else unknown_name(what, name, table)
+        if problem:
+            raise ValueError(problem)
+        return name
 
 
 class EvalConfig(_Section):
@@ -267,7 +314,18 @@ class EvalConfig(_Section):
     max_problems: int = Field(500, ge=1, le=10_000_000, description="per benchmark")
     forced_mode_passes: bool = True  # also score always-on and always-off: the oracle best-mode bound
     batch_size: int = Field(64, ge=1, le=65536)
-    engine: Literal["hf", "vllm"] = "hf"  # what serves the checkpoints under evaluation
+    engine: str = "hf"  # what serves the checkpoints under evaluation: hf or vllm, hipo/engines/registry.py
+
+    @field_validator("engine")
+    @classmethod
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        if _is_default(cls, info, name):
+            return name
+        from hipo.engines.registry import unknown_engine
+
+        if problem := unknown_engine(name, "checkpoint"):
+            raise ValueError(problem)
+        return name
 
 
 class RegistryConfig(_Section):

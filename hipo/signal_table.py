@@ -18,12 +18,12 @@ from pathlib import Path
 
 import torch
 
-from hipo import template
 from hipo.config import RunConfig
 from hipo.tasks.arithmetic import ArithmeticTask
 from hipo.tasks.teacher import ScriptedTeacher
 from hipo.train import algorithm as alg
-from hipo.train.rollout import hipo_mode_advantages
+from hipo.train.registry import hipo_mode_advantages
+from hipo.train.scoring import rewards, score
 
 
 @dataclass(frozen=True)
@@ -49,16 +49,14 @@ def score_groups(config: RunConfig, difficulty: int, n_groups: int, seed: int) -
     problems = task.problems("eval", n_groups, seed, difficulties=[difficulty])
     correct, fmt, mode_codes = [], [], []
     for problem in problems:
-        parsed = [template.parse(teacher.respond(problem, m, rng)) for m in modes]
-        correct.append([task.verify(problem, p.answer) for p in parsed])
-        fmt.append([p.format_ok for p in parsed])
-        mode_codes.append(
-            [{"on": alg.MODE_ON, "off": alg.MODE_OFF}.get(p.mode, alg.MODE_NONE) for p in parsed]
-        )
+        scores = [score(task, problem, teacher.respond(problem, m, rng)) for m in modes]
+        correct.append([s.correct for s in scores])
+        fmt.append([s.format_ok for s in scores])
+        mode_codes.append([s.mode for s in scores])
     acc, ok = torch.tensor(correct, dtype=torch.float), torch.tensor(fmt, dtype=torch.float)
     codes = torch.tensor(mode_codes)
     rl = config.rl
-    raw = alg.rewards(acc, ok, rl.format_weight)
+    raw = rewards(rl, acc, ok)
     judge, _ = hipo_mode_advantages(rl, raw, codes)
     grpo = alg.grpo_advantages(raw, rl.eps)
     off, on = codes == alg.MODE_OFF, codes == alg.MODE_ON

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hipo.config import DataConfig
+from hipo.engines import registry
 from hipo.engines.base import Completion, Engine, EngineError
 from hipo.engines.scripted import ScriptedEngine
 
@@ -38,49 +39,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _model_dir(data: DataConfig) -> Path:
-    if not data.teacher_model:
-        raise EngineError(
-            f"data.teacher is {data.teacher!r} but data.teacher_model is empty: "
-            "set data.teacher_model to a local model directory"
-        )
-    path = Path(data.teacher_model)
-    if not (path / "config.json").is_file():
-        raise EngineError(
-            f"data.teacher_model {str(path)!r} is not a model directory (no config.json): "
-            "set data.teacher_model to a local directory written by save_pretrained"
-        )
-    return path
-
-
 def make_teacher(data: DataConfig, cache_dir: Path | None = None) -> Engine:
     """The teacher engine named by ``data.teacher``, seeded with ``data.seed``.
 
     ``cache_dir`` is the openai teacher's response cache (None: no cache); the others ignore it.
     """
-    if data.teacher == "scripted":
-        return ScriptedEngine(seed=data.seed)
-    if data.teacher == "scripted+hf":
-        from hipo.engines.routed import RoutedEngine, model_teacher
-
-        return RoutedEngine(ScriptedEngine(seed=data.seed), model_teacher(data, cache_dir))
-    if data.teacher in ("hf", "vllm"):
-        path = _model_dir(data)  # before the heavy import: a config mistake fails fast
-        if data.teacher == "hf":
-            from hipo.engines.hf import HFEngine
-
-            return HFEngine(path, seed=data.seed)
-        from hipo.engines.vllm_engine import VLLMEngine
-
-        return VLLMEngine(path, seed=data.seed)
-    if data.teacher == "openai":
-        from hipo.engines.openai_http import OpenAIEngine
-
-        if not data.teacher_endpoint.model:
-            raise EngineError("data.teacher is 'openai' but data.teacher_endpoint.model is empty: set it")
-        return OpenAIEngine(
-            data.teacher_endpoint, cache_dir, seed=data.seed, prefill_mode=data.teacher_endpoint.prefill
-        )
-    raise EngineError(
-        f"unknown teacher {data.teacher!r}: use 'scripted', 'hf', 'openai', 'vllm' or 'scripted+hf'"
-    )
+    return registry.factory(data.teacher, "teacher")(data, cache_dir)

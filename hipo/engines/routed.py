@@ -56,7 +56,8 @@ class RoutedEngine:
 def model_teacher(data: DataConfig, cache_dir: Path | None) -> Engine:
     """The hf half of ``scripted+hf``: ``data.teacher_model`` is "smollm2" (the packaged SmolLM2-135M,
     converted once under ``cache_dir``, with the HiPO tokens added) or a local model directory."""
-    from hipo.engines import HFEngine, _model_dir
+    from hipo.engines import HFEngine
+    from hipo.engines.factories import model_dir
 
     if data.teacher_model == "smollm2":
         from hipo.config import ModelConfig
@@ -64,4 +65,11 @@ def model_teacher(data: DataConfig, cache_dir: Path | None) -> Engine:
 
         policy = load_policy("smollm2", ModelConfig(), cache_dir or Path(".cache"), seed=data.seed)
         return HFEngine(policy.model, policy.tokenizer, seed=data.seed)
-    return HFEngine(_model_dir(data), seed=data.seed)
+    return HFEngine(model_dir(data), seed=data.seed)
+
+
+def routed_teacher(data: DataConfig, cache_dir: Path | None) -> Engine:
+    """``scripted+hf``: the scripted teacher for arithmetic prompts, the model for the others."""
+    from hipo.engines.scripted import ScriptedEngine
+
+    return RoutedEngine(ScriptedEngine(seed=data.seed), model_teacher(data, cache_dir))

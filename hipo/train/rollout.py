@@ -1,5 +1,5 @@
 """Rollouts → training tensors: verify and score completions (§3), find modes and judge spans, compute
-HiPO or GRPO advantages per token (§4–§5), and pad everything into one batch.
+the configured estimator's advantages per token (§4–§5), and pad everything into one batch.
 
 Layout of a batch of N = B·G rows (B queries, G rollouts each, group after group): the chat prompt is
 left-padded to width P and the response (prefill included) right-padded to width T, so response token
@@ -19,7 +19,9 @@ from hipo.config import RLConfig
 from hipo.engines.base import Completion
 from hipo.engines.prompting import chat_prompt
 from hipo.tasks.base import Problem, Task
-from hipo.train import algorithm as alg
+from hipo.train import scoring
+from hipo.train.registry import ADVANTAGE_ESTIMATORS
+from hipo.train.scoring import score
 
 
 @dataclass(frozen=True)
@@ -76,20 +78,9 @@ def pad_rows(
 
 
 def advantages(rl: RLConfig, rewards: Tensor, modes: Tensor, judge_len: Tensor, mask: Tensor) -> Tensor:
-    """Per-token advantages [B, G, T] from rewards, modes and judge lengths [B, G] (§4–§5)."""
-    if rl.algorithm == "grpo":
-        adv = alg.grpo_advantages(rewards, rl.eps)
-        return alg.token_advantages(adv, adv, torch.zeros_like(judge_len), mask)
-    judge, answer = hipo_mode_advantages(rl, rewards, modes)
-    return alg.token_advantages(judge, answer, judge_len, mask)
-
-
-def hipo_mode_advantages(rl: RLConfig, rewards: Tensor, modes: Tensor) -> tuple[Tensor, Tensor]:
-    """(judge, answer) advantages [B, G] of HiPO with the configured bias and switches (§4–§5)."""
-    biased = alg.bias_adjust(rewards, modes, rl.bias, rl.omega)
-    return alg.hipo_advantages(
-        biased, modes, rl.gamma, rl.local_norm, rl.global_mode_adv, rl.eps, rl.judge_std_floor
-    )
+    """Per-token advantages [B, G, T] from rewards, modes and judge lengths [B, G] by the estimator
+    ``rl.algorithm`` names (§4–§5)."""
+    return ADVANTAGE_ESTIMATORS[rl.algorithm](rl, rewards, modes, judge_len, mask)
 
 
 def build_batch(
@@ -113,15 +104,16 @@ def build_batch(
                 raise ValueError("RL needs engines that return token ids (hf, vllm)")
             prompts.append(prompt_ids)
             responses.append(completion.token_ids)
-            correct.append(task.verify(problem, task.extract(completion.text)))
-            format_ok.append(template.parse(completion.text).format_ok)
+            verdict = score(task, problem, completion.text)
+            correct.append(verdict.correct)
+            format_ok.append(verdict.format_ok)
             difficulty.append(-1 if problem.difficulty is None else problem.difficulty)
     input_ids, attention, width_p, mask = pad_rows(prompts, responses, tokenizer.pad_token_id)
     response_ids = input_ids[:, width_p:]
     modes = template.token_modes(response_ids, mask, ids)
     judge_len = template.judge_span_lengths(response_ids, mask, ids)
     acc, ok = torch.tensor(correct), torch.tensor(format_ok)
-    rewards = alg.rewards(acc, ok, rl.format_weight)
+    rewards = scoring.rewards(rl, acc, ok)
     shape = (len(problems), group)
     adv = advantages(rl, rewards.view(shape), modes.view(shape), judge_len.view(shape), mask.view(*shape, -1))
     return RolloutBatch(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from hipo.config import RLConfig, SamplingConfig
+from hipo.engines import registry
 from hipo.engines.base import Completion
 from hipo.train.models import Policy, save_policy
 from hipo.train.optim import Updater
@@ -90,7 +91,14 @@ class VLLMRollouts:
             self.asleep = False
 
 
-def make(rl: RLConfig, policy: Policy, updater: Updater, work_dir: Path, seed: int) -> RolloutEngine:
-    if rl.rollout_engine == "vllm":
-        return VLLMRollouts(policy, updater, work_dir, seed, rl.vllm_gpu_memory_utilization)
+def hf_rollouts(rl: RLConfig, policy: Policy, updater: Updater, work_dir: Path, seed: int) -> RolloutEngine:
     return HFRollouts(policy, updater)
+
+
+def vllm_rollouts(rl: RLConfig, policy: Policy, updater: Updater, work_dir: Path, seed: int) -> RolloutEngine:
+    return VLLMRollouts(policy, updater, work_dir, seed, rl.vllm_gpu_memory_utilization)
+
+
+def make(rl: RLConfig, policy: Policy, updater: Updater, work_dir: Path, seed: int) -> RolloutEngine:
+    """The rollout engine ``rl.rollout_engine`` names in hipo/engines/registry.py."""
+    return registry.factory(rl.rollout_engine, "rollouts")(rl, policy, updater, work_dir, seed)

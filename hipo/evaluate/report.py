@@ -28,16 +28,16 @@ from hipo.evaluate.table import (
     to_markdown,
 )
 from hipo.quality.load import join_uri
+from hipo.report_css import BASE_CSS
 
 MAX_SAMPLE_CHARS = 2000
+# each report adds its own rules after the shared BASE_CSS
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1100px}
-h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}h3{font-size:1em}
-table{border-collapse:collapse;margin:.4em 0}
-td,th{border:1px solid #ccc;padding:.25em .5em;text-align:right;font-size:.9em}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+body{max-width:1100px}
+h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}h3{font-size:1em}
+td,th{text-align:right}td:first-child,th:first-child{text-align:left}
 .plots{display:flex;flex-wrap:wrap;gap:.5em}img{max-width:100%}.wide{overflow-x:auto}
-.muted{color:#666;font-size:.9em}
+.muted{font-size:.9em}
 .sample{margin:.5em 0;padding:.3em .6em;border-left:4px solid #ccc;background:#fafafa}
 .sample.on{border-color:#e6550d}.sample.off{border-color:#3182bd}
 pre{white-space:pre-wrap;margin:.3em 0;font-size:.85em}
@@ -111,7 +111,7 @@ def render_html(results: dict[str, EvalResult], title: str, baseline: str, per_m
         body += [_samples(name, r, b, per_mode) for name, r in results.items()]
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
-        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
+        f"<style>{BASE_CSS}{_CSS}</style></head><body>{''.join(body)}</body></html>"
     )
 
 

@@ -13,22 +13,20 @@ from typing import TYPE_CHECKING, Any
 
 from hipo import storage
 from hipo.quality.load import join_uri
+from hipo.report_css import BASE_CSS
 
 if TYPE_CHECKING:
     from hipo.quality.gate import CheckResult, GateResult
 
+# each report adds its own rules after the shared BASE_CSS
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
-h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.5em}
-table{border-collapse:collapse;margin:.4em 0}
-td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top;font-size:.9em}
-th{background:#f3f3f3}
+h2{font-size:1.1em;margin-top:1.5em}
+td,th{text-align:left;vertical-align:top}
 .badge{display:inline-block;padding:.1em .6em;border-radius:.8em;color:#fff;font-weight:bold;font-size:.85em}
 .pass{background:#2e7d32}.fail{background:#c62828}.skip{background:#757575}
 .examples td{font-family:monospace;white-space:pre-wrap;max-width:40em}
 .check{margin:.6em 0;padding:.4em .6em;border-left:4px solid #ccc}
 .check.fail{border-color:#c62828;background:#fff5f5}
-.muted{color:#666}
 """
 
 
@@ -83,7 +81,7 @@ def render_html(result: GateResult) -> str:
     ordered = sorted(result.checks, key=lambda c: {False: 0, None: 1, True: 2}[c.success])
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>HiPO data-quality gate</title>'
-        f"<style>{_CSS}</style></head><body><h1>HiPO data-quality gate</h1><table>{rows}</table>"
+        f"<style>{BASE_CSS}{_CSS}</style></head><body><h1>HiPO data-quality gate</h1><table>{rows}</table>"
         f"<h2>Expectations</h2>{''.join(_check(c) for c in ordered)}</body></html>"
     )
 

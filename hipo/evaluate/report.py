@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from hipo import storage
-from hipo.evaluate import plots
 from hipo.evaluate.metrics import EvalResult
+from hipo.evaluate.plots import by_difficulty, length_histograms
 from hipo.evaluate.table import (
     comparison_table,
     detail_table,
@@ -84,14 +84,12 @@ def _benchmark_html(results: dict[str, EvalResult], benchmark: str) -> str:
     out = [f"<h2>{_esc(benchmark)}</h2><p class='muted'>{n} problems per model</p>"]
     out.append(_table(detail_table(results, benchmark)))
     if any(r.difficulties(benchmark) for r in results.values()):
-        think = plots.by_difficulty(results, benchmark, "think_rate", "Thinking rate vs difficulty")
-        acc = plots.by_difficulty(results, benchmark, "accuracy", "Accuracy per difficulty")
+        think = by_difficulty(results, benchmark, "think_rate", "Thinking rate vs difficulty")
+        acc = by_difficulty(results, benchmark, "accuracy", "Accuracy per difficulty")
         out.append(f'<div class="plots">{_img(think, "thinking rate")}{_img(acc, "accuracy")}</div>')
     else:
         out.append('<p class="muted">no difficulty levels in this benchmark</p>')
-    out.append(
-        f"<h3>Response length per mode</h3>{_img(plots.length_histograms(results, benchmark), 'lengths')}"
-    )
+    out.append(f"<h3>Response length per mode</h3>{_img(length_histograms(results, benchmark), 'lengths')}")
     return "".join(out)
 
 

@@ -48,6 +48,16 @@ def _is_default(section: type[BaseModel], info: ValidationInfo, name: str) -> bo
     return name == section.model_fields[info.field_name].default
 
 
+def _engine_name(section: type[BaseModel], info: ValidationInfo, name: str, role: str) -> str:
+    """``name`` when the engine registry has an engine that fills ``role``; else the registry's reason."""
+    if not _is_default(section, info, name):
+        from hipo.engines.registry import unknown_engine
+
+        if problem := unknown_engine(name, role):
+            raise ValueError(problem)
+    return name
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
@@ -124,13 +134,7 @@ class DataConfig(_Section):
     @field_validator("teacher")
     @classmethod
     def _registered(cls, name: str, info: ValidationInfo) -> str:
-        if _is_default(cls, info, name):
-            return name
-        from hipo.engines.registry import unknown_engine
-
-        if problem := unknown_engine(name, "teacher"):
-            raise ValueError(problem)
-        return name
+        return _engine_name(cls, info, name, "teacher")
 
     @model_validator(mode="after")
     def _buckets_ordered(self) -> DataConfig:
@@ -286,22 +290,18 @@ class RLConfig(_Section):
     @field_validator("algorithm", "reward", "rollout_engine")
     @classmethod
     def _registered(cls, name: str, info: ValidationInfo) -> str:
+        if info.field_name == "rollout_engine":
+            return _engine_name(cls, info, name, "rollouts")
         if _is_default(cls, info, name):
             return name
-        if info.field_name == "rollout_engine":
-            from hipo.engines.registry import unknown_engine
+        from hipo.train.registry import ADVANTAGE_ESTIMATORS, REWARD_FUNCTIONS, unknown_name
 
-            problem = unknown_engine(name, "rollouts")
-        else:
-            from hipo.train.registry import ADVANTAGE_ESTIMATORS, REWARD_FUNCTIONS, unknown_name
-
-            what, table = {
-                "algorithm": ("advantage estimator", ADVANTAGE_ESTIMATORS),
-                "reward": ("reward function", REWARD_FUNCTIONS),
-            }[info.field_name]
-            problem = None if name in table else unknown_name(what, name, table)
-        if problem:
-            raise ValueError(problem)
+        what, table = {
+            "algorithm": ("advantage estimator", ADVANTAGE_ESTIMATORS),
+            "reward": ("reward function", REWARD_FUNCTIONS),
+        }[info.field_name]
+        if name not in table:
+            raise ValueError(unknown_name(what, name, table))
         return name
 
 
@@ -319,13 +319,7 @@ class EvalConfig(_Section):
     @field_validator("engine")
     @classmethod
     def _registered(cls, name: str, info: ValidationInfo) -> str:
-        if _is_default(cls, info, name):
-            return name
-        from hipo.engines.registry import unknown_engine
-
-        if problem := unknown_engine(name, "checkpoint"):
-            raise ValueError(problem)
-        return name
+        return _engine_name(cls, info, name, "checkpoint")
 
 
 class RegistryConfig(_Section):

@@ -56,14 +56,16 @@ compile: setup
 demo: setup
 	$(BIN)/hipo run --preset demo --arms baseline --out runs/demo
 
-# The step and train images, tagged as hipo/images.py names them (the tags the pipeline compiles with);
+# The step and train images, tagged as hipo/launch/images.py names them (the tags the pipeline compiles with);
 # the version and the git commit become OCI labels. Push with `docker push` (README "Deploy on a cluster").
-image_ref = $(shell PYTHONPATH=. $(PY) -c 'import hipo.images as i; print(i.$(1))')
+# (run as a file: importing the hipo.launch package would need the project's dependencies)
+images_py = PYTHONPATH=. $(PY) -c 'import runpy; i = runpy.run_path("hipo/launch/images.py"); print($(1))'
+image_ref = $(shell $(call images_py,i["$(1)"]))
 IMAGE_VERSION = $(shell PYTHONPATH=. $(PY) -c 'import hipo; print(hipo.__version__)')
 IMAGE_REVISION = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 IMAGE_ARGS = --build-arg VERSION=$(IMAGE_VERSION) --build-arg REVISION=$(IMAGE_REVISION)
-# an immutable second tag, git-<commit> (hipo.images.at_commit), where the commit is known
-commit_tag = $(if $(filter-out unknown,$(IMAGE_REVISION)),-t $(shell PYTHONPATH=. $(PY) -c 'import hipo.images as i; print(i.at_commit(i.$(1), "$(IMAGE_REVISION)"))'))
+# an immutable second tag, git-<commit> (hipo.launch.images.at_commit), where the commit is known
+commit_tag = $(if $(filter-out unknown,$(IMAGE_REVISION)),-t $(shell $(call images_py,i["at_commit"](i["$(1)"], "$(IMAGE_REVISION)"))))
 
 images:
 	@docker info >/dev/null 2>&1 || { echo "make images: no Docker engine reachable (docker info failed$${DOCKER_HOST:+ at DOCKER_HOST=$$DOCKER_HOST}). Start one (dockerd, Docker Desktop, colima) or point DOCKER_HOST at one, then run make images again." >&2; exit 1; }

@@ -5,7 +5,7 @@ Rows: the reference (defaults), GRPO from the same start, ``rl.bias=none``, ``rl
 (``rl.judge_std_floor=0``). Every row starts from the same Cold-Start (mix) policy of the same seed and
 is evaluated on the same held-out problems. The data and the SFT read no ``rl.*`` field, so they run
 once per seed and are shared; each row then runs the pipeline's own RL and evaluation steps
-(``hipo.steps.hipo_rl`` / ``evaluate_models``, what the KFP components call), without the per-step
+(``hipo.pipeline.steps.hipo_rl`` / ``evaluate_models``, what the KFP components call), without the per-step
 process start of kfp.local. Resumable: finished rows are kept (a ``--runs`` folder made with other
 ``--set`` or ``--reuse`` values is refused)::
 
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.comparison import machine, seed_row, spread  # noqa: E402
 from bench.figures import difficulty_figure  # noqa: E402
-from hipo import steps  # noqa: E402
+from hipo.pipeline import steps  # noqa: E402
 
 START = "Cold-Start (mix)"
 ROWS: dict[str, tuple[str, list[str]]] = {  # name: (rl.algorithm, overrides)

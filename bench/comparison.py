@@ -39,9 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.figures import difficulty_figure  # noqa: E402
-from hipo import steps  # noqa: E402
 from hipo.evaluate.metrics import EvalResult  # noqa: E402
 from hipo.evaluate.table import comparison_table, difficulty_table  # noqa: E402
+from hipo.pipeline import steps  # noqa: E402
 
 BASELINE, HIPO = "Cold-Start (on)", "Cold-Start (mix)+HiPO"
 GRPO_ON, GRPO_MIX = "Cold-Start (on)+GRPO", "Cold-Start (mix)+GRPO"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hipo.evaluate.compare import slug
 from hipo.evaluate.runner import load_result
-from hipo.steps import ARM_NAMES
+from hipo.pipeline.steps import ARM_NAMES
 
 ON, MIX, HIPO = ARM_NAMES[("on", "none")], ARM_NAMES[("mix", "none")], ARM_NAMES[("mix", "hipo")]
 MAX_DROP_VS_ON, MAX_TOKENS, MAX_THINKING, MAX_DROP_VS_MIX = 0.02, 0.75, 0.60, 0.01

@@ -9,9 +9,9 @@ import torch
 
 from hipo import template
 from hipo.config import ModelConfig
+from hipo.models.policy import load_policy, save_policy
 from hipo.tasks.arithmetic import ArithmeticTask
 from hipo.tasks.teacher import PLACEHOLDER_JUDGE, ScriptedTeacher
-from hipo.train.models import load_policy, save_policy
 
 TINY = {"tiny_hidden": 64, "tiny_layers": 2, "tiny_heads": 2}
 

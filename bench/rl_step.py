@@ -157,9 +157,9 @@ def compare_rl(case: str, policy_dir: Path, work: Path, steps: int) -> dict[str,
 def sft_dataset(work: Path) -> Path:
     """A hybrid SFT set of arithmetic problems with the scripted teacher's responses (both modes)."""
     from hipo.data.pipeline import generate_dataset
-    from hipo.data.rationale import TemplateRationaleWriter
     from hipo.engines.scripted import ScriptedEngine
     from hipo.tasks import get_task
+    from hipo.tasks.rationale import TemplateRationaleWriter
 
     task = {"difficulties": SFT["levels"], "train_size": SFT["train_size"], "eval_size": 8}
     config = build_config({"task": task})
@@ -252,7 +252,7 @@ def compare_sft(base_dir: Path, work: Path, steps: int, trl_steps: int) -> tuple
 
 def smollm2_base(cache: Path) -> Path:
     """SmolLM2-135M-Instruct with the HiPO tokens as a model folder (converted once into ``cache``)."""
-    from hipo.train.models import load_policy, save_policy
+    from hipo.models.policy import load_policy, save_policy
 
     folder = cache / "smollm2-hipo"
     if not (folder / "config.json").is_file():

@@ -1,5 +1,5 @@
 """KFP components, one module per DAG step. Each is a thin lightweight component on the project's step
-image: it imports ``hipo`` inside its body and calls one function of :mod:`hipo.steps`."""
+image: it imports ``hipo`` inside its body and calls one function of :mod:`hipo.pipeline.steps`."""
 
 from components.compare_arms import compare_arms
 from components.evaluate import evaluate

@@ -4,7 +4,7 @@ from functools import partial
 
 from kfp import dsl
 
-from hipo.images import STEP_IMAGE
+from hipo.launch.images import STEP_IMAGE
 
 # The image already holds hipo and kfp: nothing is pip-installed when a step starts.
 component = partial(dsl.component, base_image=STEP_IMAGE, install_kfp_package=False)

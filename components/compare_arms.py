@@ -26,7 +26,7 @@ def compare_arms(
     table also goes to the MLflow run of ``version``, the registered HiPO arm. ``earlier``: the evaluate
     step's results, whose models are not scored again. With vLLM on a cluster the evaluation is a job
     on the train image, like training."""
-    from hipo import steps
+    from hipo.pipeline import steps
 
     values = steps.compare_arms(
         config.path,

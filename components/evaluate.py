@@ -22,7 +22,7 @@ def evaluate(
     """Benchmark the RL policy against its baseline: the report, the table and the gated metrics.
     ``earlier``: another evaluate step's results, whose models are not scored again. With vLLM on a
     cluster the evaluation is a job on the train image, like training."""
-    from hipo import steps
+    from hipo.pipeline import steps
 
     models = {baseline_name: baseline.path, steps.rl_arm_name(config.path): candidate.path}
     values = steps.evaluate(

@@ -8,7 +8,7 @@ def generate_hybrid_data(
     config: Input[Artifact], prompts: Input[Dataset], dataset: Output[Dataset], metrics: Output[Metrics]
 ):
     """Teacher samples in both modes, verified; mode choice; judge rationales → Cold-Start (mix) and (on)."""
-    from hipo import steps
+    from hipo.pipeline import steps
 
     for key, value in steps.generate_hybrid_data(config.path, prompts.path, dataset.path).items():
         metrics.log_metric(key, value)

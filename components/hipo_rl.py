@@ -17,7 +17,7 @@ def hipo_rl(
 ):
     """HiPO (or GRPO) RL from the cold-start policy trained on ``cold_start_set``, in process or as a
     TrainJob."""
-    from hipo import steps
+    from hipo.pipeline import steps
 
     result = steps.hipo_rl(
         config.path, policy.path, algorithm, model.path, run_id, task_config, cold_start_set

@@ -43,8 +43,8 @@ def prepare(
     metrics: Output[Metrics],
 ):
     """The run configuration from the pipeline parameters, and the train/eval prompts."""
-    from hipo import steps
-    from hipo.parameters import CONFIG_PARAMETERS
+    from hipo.pipeline import steps
+    from hipo.pipeline.parameters import CONFIG_PARAMETERS
 
     values = {name: value for name, value in locals().items() if name in CONFIG_PARAMETERS}
     for key, value in steps.prepare(values, config_yaml, config_overrides, config.path, prompts.path).items():

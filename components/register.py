@@ -13,7 +13,7 @@ def register(
     card: Output[Markdown],
 ) -> str:
     """Register the policy in MLflow with its evaluation (alias challenger); returns the version."""
-    from hipo import steps
+    from hipo.pipeline import steps
 
     return steps.register(config.path, model.path, results.path, run_id, dataset.uri, card.path)
 
@@ -21,7 +21,7 @@ def register(
 @component()
 def gate(config: Input[Artifact], version: str, card: Output[Markdown]) -> bool:
     """The promotion gate against the current champion; True when the version may replace it."""
-    from hipo import steps
+    from hipo.pipeline import steps
 
     return steps.gate(config.path, version, card.path)
 
@@ -29,6 +29,6 @@ def gate(config: Input[Artifact], version: str, card: Output[Markdown]) -> bool:
 @component()
 def promote(config: Input[Artifact], version: str, card: Output[Markdown]) -> str:
     """Move the champion alias to the version that passed the gate."""
-    from hipo import steps
+    from hipo.pipeline import steps
 
     return steps.promote(config.path, version, card.path)

@@ -7,7 +7,7 @@ from components._base import component
 @component()
 def run_summary(status: dsl.PipelineTaskFinalStatus, summary: Output[Markdown]) -> str:
     """The exit handler: how the run ended and, on failure, which step failed and why."""
-    from hipo import steps
+    from hipo.pipeline import steps
 
     return steps.run_summary(
         {

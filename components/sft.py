@@ -15,7 +15,7 @@ def sft(
     task_config: dsl.TaskConfig = None,
 ):
     """Cold-start SFT on the ``cold_start_set`` ("mix" or "on"), in process or as a TrainJob."""
-    from hipo import steps
+    from hipo.pipeline import steps
 
     result = steps.sft(config.path, dataset.path, cold_start_set, model.path, run_id, task_config)
     for key, value in result.items():

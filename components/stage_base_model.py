@@ -6,6 +6,6 @@ from components._base import component
 @component()
 def stage_base_model(config: Input[Artifact], staged: Output[Artifact]):
     """The run configuration with a Hub base model copied once to object storage (cluster backends)."""
-    from hipo import steps
+    from hipo.pipeline import steps
 
     steps.stage_base_model(config.path, staged.path)

@@ -351,7 +351,7 @@ class LaunchConfig(_Section):
     gpus_per_node: int = Field(0, ge=0)
     procs_per_node: int = Field(1, ge=1, description="processes per node where no GPUs are requested")
     namespace: str = ""  # empty: the step pod's own (a Kubeflow profile's), else the kubeconfig context's
-    image: str = ""  # empty: hipo.images.TRAIN_IMAGE
+    image: str = ""  # empty: hipo.launch.images.TRAIN_IMAGE
     runtime: str = "hipo-torch"  # the ClusterTrainingRuntime of manifests/
     service_account: str = "hipo-training"
     env_secrets: tuple[str, ...] = ("hipo-s3",)  # Secrets passed to training pods as envFrom
@@ -536,7 +536,8 @@ def parse_yaml(text: str) -> Any:
         raise yaml.YAMLError("nested too deeply") from None
 
 
-def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` in a nested dict (sections created as needed): how an override reaches the tree."""
     *parents, leaf = dotted.split(".")
     node = tree
     for part in parents:
@@ -568,7 +569,7 @@ def build_config(
             raise ConfigError(
                 f"override {shorten(key.strip())}: the value is not valid YAML: {problem}"
             ) from None
-        _set_dotted(tree, key.strip(), value)
+        set_dotted(tree, key.strip(), value)
     try:
         return RunConfig.model_validate(tree)
     except ValidationError as error:

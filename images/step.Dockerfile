@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The step image (CPU): every KFP step of the pipeline, and the MLflow tracking server of manifests/.
-# Build with `make images` (tags from hipo/images.py); the context is the repository root.
+# Build with `make images` (tags from hipo/launch/images.py); the context is the repository root.
 # Versions: the project's dependencies exactly as requirements.lock pins them, torch as its CPU build.
 
 FROM python:3.11.14-slim-bookworm AS build

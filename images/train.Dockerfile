@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The training image (GPU): the sft and hipo_rl stages as TrainJob / PyTorchJob pods, started with
 # `torchrun -m hipo.launch.entry ...` by the launcher (torch, DeepSpeed ZeRO, vLLM rollouts).
-# Build with `make images` (tags from hipo/images.py); the context is the repository root.
+# Build with `make images` (tags from hipo/launch/images.py); the context is the repository root.
 #
 # Versions: images/train.lock, compiled from pyproject's `gpu` extra with images/train-overrides.txt
 # (the same torch as the CPU pins, vllm 0.32.0 and deepspeed 0.19.8; images/README.md).

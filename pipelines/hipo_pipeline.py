@@ -5,7 +5,7 @@
 adds what only a cluster understands (each step's CPU and memory, Secrets, and for the training jobs
 GPU scheduling and /dev/shm) and is what ``hipo compile`` writes. GPUs per node are the run
 configuration's (``gpus_per_node``): the launcher asks for them on the job, never on a step's pod.
-The pipeline's signature, defaults and parameter descriptions are generated from hipo.parameters.
+The pipeline's signature, defaults and parameter descriptions are generated from hipo.pipeline.parameters.
 """
 
 import json
@@ -29,9 +29,9 @@ from components import (
     stage_base_model,
     validate_data,
 )
-from hipo.images import IMAGE_UID, STEP_IMAGE, TRAIN_IMAGE
+from hipo.launch.images import IMAGE_UID, STEP_IMAGE, TRAIN_IMAGE
 from hipo.launch.manifests import GPU_SCHEDULING_ENV, TRAIN_IMAGE_ENV
-from hipo.parameters import CONFIG_PARAMETERS, docstring, signature
+from hipo.pipeline.parameters import CONFIG_PARAMETERS, docstring, signature
 
 PIPELINE_NAME = "hipo-pipeline"
 PIPELINE_DESCRIPTION = "HiPO: train an LLM to decide when to think"
@@ -102,7 +102,7 @@ class ClusterSettings:
     image_pull_secrets: tuple[str, ...] = ()
     api_key_env: tuple[str, ...] = field(default_factory=preset_key_variables)
     shm_size: str = "16Gi"
-    step_image: str = STEP_IMAGE  # hipo.images.pinned(STEP_IMAGE, digest) pins it
+    step_image: str = STEP_IMAGE  # hipo.launch.images.pinned(STEP_IMAGE, digest) pins it
     train_image: str = TRAIN_IMAGE
     step_requests: dict[str, str] = field(default_factory=lambda: dict(STEP_REQUESTS))
     step_limits: dict[str, str] = field(default_factory=lambda: dict(STEP_LIMITS))

@@ -114,9 +114,9 @@ TINY_FIXED_RESPONSES = {  # prompt -> the response the fine-tuned tiny model lea
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-init tiny Qwen3 (hidden 64, 2 layers, 4 heads; head_dim 32, the least vLLM's CPU
-    attention takes) with the HiPO tokens, built and saved by hipo.train.models."""
+    attention takes) with the HiPO tokens, built and saved by hipo.models.policy."""
     from hipo.config import ModelConfig
-    from hipo.train.models import load_policy, save_policy
+    from hipo.models.policy import load_policy, save_policy
 
     work = tmp_path_factory.mktemp("tiny-qwen3")
     policy = load_policy("tiny", ModelConfig(tiny_hidden=64, tiny_layers=2, tiny_heads=4), work / "cache")

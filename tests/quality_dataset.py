@@ -1,7 +1,7 @@
 """A GOOD hybrid dataset for the data-quality gate, built from the arithmetic task and scripted teacher.
 
 Importable from tests (tests/ is on sys.path through tests/conftest.py): ``build_good_rows`` gives one
-frame per split in the schema of :mod:`hipo.quality.schema`, ``write_dataset`` writes them.
+frame per split in the schema of :mod:`hipo.storage.datasets`, ``write_dataset`` writes them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from hipo import template
-from hipo.quality.schema import DATASET_COLUMNS
+from hipo.storage.datasets import DATASET_COLUMNS
 from hipo.tasks.arithmetic import ArithmeticTask
 from hipo.tasks.teacher import ScriptedTeacher
 

@@ -23,13 +23,13 @@ import pandas as pd
 
 from hipo import template
 from hipo.config import RunConfig
-from hipo.data.rationale import RationaleRequest, RationaleWriter
 from hipo.data.sampling import sample_queries
 from hipo.data.selection import Choice, Sample, bucket, choose, shortest_correct
 from hipo.engines.base import Completion, Engine, EngineError
-from hipo.jsonl import read_complete
-from hipo.quality.schema import COLD_START_SETS, DATASET_COLUMNS
+from hipo.storage.datasets import COLD_START_SETS, DATASET_COLUMNS
+from hipo.storage.jsonl import read_complete
 from hipo.tasks.base import Problem, Task, TaskError
+from hipo.tasks.rationale import RationaleRequest, RationaleWriter
 
 
 def split_queries(task: Task, config: RunConfig) -> tuple[list[tuple[str, Problem]], Counter[str]]:

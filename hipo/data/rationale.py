@@ -1,46 +1,18 @@
-"""Judge rationales: why a query does or does not need step-by-step reasoning (docs/algorithm.md §2.6).
+"""Judge rationales from a strong model behind any OpenAI-compatible endpoint (docs/algorithm.md §2.6).
 
-Two writers with one interface: a templated writer for offline runs, and a strong model behind any
-OpenAI-compatible endpoint. A rationale must not reveal the answer: the model's text is checked, asked
-again once with a reminder, and replaced by the templated text if it still leaks.
+A rationale must not reveal the answer: the model's text is checked, asked again once with a reminder,
+and replaced by the templated text (hipo/tasks/rationale.py) if it still leaks.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Protocol
 
 from hipo.config import SamplingConfig
-from hipo.template import HIPO_TAGS, Mode
-
-
-@dataclass(frozen=True)
-class RationaleRequest:
-    query_id: str
-    prompt: str
-    mode: Mode
-    p_on: float
-    p_off: float
-    samples_per_mode: int
-    answer: str  # only used to check for leaks, never shown to the writer
-
-
-class RationaleWriter(Protocol):
-    name: str
-
-    def write(self, requests: list[RationaleRequest]) -> list[str]: ...
-
-
-def leaks_answer(rationale: str, answer: str) -> bool:
-    """True when the answer appears in the rationale as a standalone token (numbers not inside others)."""
-    answer = answer.strip()
-    if not answer:
-        return False
-    pattern = r"(?<![\w.])" + re.escape(answer) + r"(?![\w%]|\.\d)"  # "100%" is a rate, not 100
-    return re.search(pattern, rationale) is not None
+from hipo.tasks.rationale import RationaleRequest, TemplateRationaleWriter, leaks_answer
+from hipo.template import HIPO_TAGS
 
 
 def _clean(text: str) -> str:
@@ -52,22 +24,6 @@ def _clean(text: str) -> str:
 
 def _percent(rate: float) -> str:
     return f"{round(rate * 100)}%"
-
-
-class TemplateRationaleWriter:
-    """Offline rationales composed from the pass-rate evidence; they never mention the answer."""
-
-    name = "template"
-
-    def write(self, requests: list[RationaleRequest]) -> list[str]:
-        return [self.one(r) for r in requests]
-
-    @staticmethod
-    def one(r: RationaleRequest) -> str:
-        """One word, the verdict the pass rates support. At small scale every judge token is paid in both
-        modes and a longer text would outweigh the reasoning it judges; the digits of the rates (noise
-        from 8 samples) also cost a tiny model most of its SFT loss."""
-        return "easy" if r.mode == "off" else "hard"
 
 
 SYSTEM_PROMPT = (

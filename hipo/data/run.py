@@ -7,10 +7,11 @@ from typing import Any
 
 from hipo.config import RunConfig
 from hipo.data.pipeline import generate_dataset
-from hipo.data.rationale import LLMRationaleWriter, RationaleWriter, TemplateRationaleWriter
+from hipo.data.rationale import LLMRationaleWriter
 from hipo.engines import make_teacher
 from hipo.tasks import task_from_config
 from hipo.tasks.base import Problem
+from hipo.tasks.rationale import RationaleWriter, TemplateRationaleWriter
 
 
 def rationale_writer(config: RunConfig, cache_dir: Path) -> RationaleWriter:

@@ -24,7 +24,7 @@ from hipo import template
 from hipo.config import ConfigError, SamplingConfig
 from hipo.data.reference import reference_completion
 from hipo.engines.base import Completion, Engine
-from hipo.jsonl import append_durably, cut_torn_tail, read_complete
+from hipo.storage.jsonl import append_durably, cut_torn_tail, read_complete
 from hipo.tasks.base import Problem, Task
 
 SAMPLES_FILE = "samples.jsonl"

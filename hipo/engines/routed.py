@@ -61,7 +61,7 @@ def model_teacher(data: DataConfig, cache_dir: Path | None) -> Engine:
 
     if data.teacher_model == "smollm2":
         from hipo.config import ModelConfig
-        from hipo.train.models import load_policy
+        from hipo.models.policy import load_policy
 
         policy = load_policy("smollm2", ModelConfig(), cache_dir or Path(".cache"), seed=data.seed)
         return HFEngine(policy.model, policy.tokenizer, seed=data.seed)

@@ -37,7 +37,7 @@ def hf_checkpoint(model: str, config: RunConfig) -> Engine:
 
     from hipo.engines.base import EngineError
     from hipo.engines.hf import HFEngine
-    from hipo.train.models import ModelError, load_problem
+    from hipo.models.folder import ModelError, load_problem
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:

@@ -27,8 +27,8 @@ from hipo.evaluate.table import (
     ordered_names,
     to_markdown,
 )
-from hipo.quality.load import join_uri
-from hipo.report_css import BASE_CSS
+from hipo.storage import join_uri
+from hipo.storage.html import BASE_CSS
 
 MAX_SAMPLE_CHARS = 2000
 # each report adds its own rules after the shared BASE_CSS

@@ -24,7 +24,7 @@ from hipo.engines.base import Completion, Engine
 from hipo.evaluate.benchmarks import Benchmark
 from hipo.evaluate.metrics import PASSES, EvalResult
 from hipo.evaluate.reuse import RUN_FILE, SAMPLES_FILE, copy_earlier, problems_digest
-from hipo.jsonl import append_durably, cut_torn_tail, read_complete
+from hipo.storage.jsonl import append_durably, cut_torn_tail, read_complete
 from hipo.tasks.base import Problem, Task
 
 
@@ -56,7 +56,7 @@ def preflight_models(models: dict[str, str]) -> None:
     """Refuse, before anything is generated, a model that is not a loadable HiPO policy folder (its
     tokenizer lacks the HiPO tokens or the chat template, or belongs to another model): it would only
     score 0. "scripted" is the scripted teacher."""
-    from hipo.train.models import ModelError, check_model_folder
+    from hipo.models.folder import ModelError, check_model_folder
 
     for name, model in models.items():
         if model == "scripted":

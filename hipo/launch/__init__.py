@@ -27,8 +27,8 @@ from typing import Any
 
 from hipo import storage
 from hipo.config import RunConfig
-from hipo.images import TRAIN_IMAGE
 from hipo.launch.entry import SOURCE_OPTION
+from hipo.launch.images import TRAIN_IMAGE
 from hipo.launch.kube import (
     JOB_KINDS,
     JobRunner,

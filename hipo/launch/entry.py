@@ -31,8 +31,8 @@ def training_errors() -> tuple[type[Exception], ...]:
     """The errors of bad input or a bad machine that a training process reports in one line (exit 2)."""
     from hipo.config import ConfigError
     from hipo.engines.base import EngineError
-    from hipo.quality.load import DatasetError
     from hipo.storage import StorageError
+    from hipo.storage.datasets import DatasetError
     from hipo.tasks import TaskError
 
     # OSError: a path that cannot be read or written is the user's input or machine, not a bug

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from hipo.images import IMAGE_UID, TRAIN_IMAGE
+from hipo.launch.images import IMAGE_UID, TRAIN_IMAGE
 from hipo.launch.validate import PYTORCHJOB_API_VERSION, TRAINER_API_VERSION, ManifestError
 
 Stage = Literal["sft", "rl", "eval"]  # eval: a vLLM evaluation on the train image

@@ -5,7 +5,7 @@
     check(result)                         # raises GateFailed naming every failed expectation
 
 Names are imported on first use: great-expectations takes seconds to import, and the data pipeline
-only needs ``hipo.quality.schema``.
+only needs ``hipo.storage.datasets``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "DATASET_COLUMNS": "hipo.quality.schema",
-    "DatasetError": "hipo.quality.load",
+    "DATASET_COLUMNS": "hipo.storage.datasets",
+    "DatasetError": "hipo.storage.datasets",
     "CheckResult": "hipo.quality.gate",
     "GateFailed": "hipo.quality.gate",
     "GateResult": "hipo.quality.gate",

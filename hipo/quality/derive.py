@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from hipo import template
-from hipo.data.rationale import leaks_answer
-from hipo.quality.load import SPLIT_COLUMN
+from hipo.storage.datasets import SPLIT_COLUMN
 from hipo.tasks.grading import equivalent, plain_number
+from hipo.tasks.rationale import leaks_answer
 
 FORMAT_OK = "_format_ok"  # the response parses with format_ok
 PROBLEMS = "_problems"  # why it does not (shown in examples)

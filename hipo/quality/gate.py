@@ -23,9 +23,9 @@ from great_expectations.data_context.types.base import (
 
 from hipo.config import QualityConfig
 from hipo.quality.derive import add_helpers
-from hipo.quality.load import ROW_COLUMN, SPLIT_COLUMN, Dataset, DatasetError, load_dataset
 from hipo.quality.report import render_html
 from hipo.quality.suite import Check, build_checks
+from hipo.storage.datasets import ROW_COLUMN, SPLIT_COLUMN, Dataset, DatasetError, load_dataset
 
 MAX_TEXT = 160  # characters of a text value shown in an example row
 
@@ -196,7 +196,7 @@ def _outcome(check: Check, raw: dict[str, Any] | None, data: Dataset, frame: pd.
 def validate_dataset(dataset_dir: str | Path, config: QualityConfig) -> GateResult:
     """Run the gate over the train and eval files in ``dataset_dir`` (a local directory or s3:// prefix).
 
-    Raises :class:`~hipo.quality.load.DatasetError` when a file cannot be read at all.
+    Raises :class:`~hipo.storage.datasets.DatasetError` when a file cannot be read at all.
     """
     start = time.perf_counter()
     data = load_dataset(dataset_dir)

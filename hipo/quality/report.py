@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hipo import storage
-from hipo.quality.load import join_uri
-from hipo.report_css import BASE_CSS
+from hipo.storage import join_uri
+from hipo.storage.html import BASE_CSS
 
 if TYPE_CHECKING:
     from hipo.quality.gate import CheckResult, GateResult

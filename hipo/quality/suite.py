@@ -13,8 +13,16 @@ from great_expectations.expectations.row_conditions import Column
 
 from hipo.config import QualityConfig
 from hipo.quality import derive as d
-from hipo.quality.load import SPLIT_COLUMN
-from hipo.quality.schema import DATASET_COLUMNS, DIFFICULTIES, GE_TYPES, MODES, NULLABLE_COLUMNS, SPLITS
+from hipo.storage.datasets import DATASET_COLUMNS, DIFFICULTIES, MODES, NULLABLE_COLUMNS, SPLIT_COLUMN, SPLITS
+
+# The type name great-expectations checks per kind (pandas backend: a dtype or a Python type name).
+GE_TYPES: dict[str, str] = {
+    "string": "str",
+    "float64": "float64",
+    "int64": "int64",
+    "Int64": "int64",
+    "bool": "bool",
+}
 
 NON_EMPTY_COLUMNS = ("id", "prompt", "response", "answer", "reference_answer")
 

@@ -1,6 +1,6 @@
 """Connecting to MLflow: the tracking URI, a fail-fast reachability probe, lookups with clear errors.
 
-mlflow is imported inside functions (like boto3 in hipo/storage.py) so that `hipo` starts quickly.
+mlflow is imported inside functions (like boto3 in hipo/storage/) so that `hipo` starts quickly.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ import torch.distributed as td
 
 from hipo import storage
 from hipo.config import ConfigError, DistributedEnv, RunConfig
+from hipo.models.policy import Policy, save_policy
 from hipo.train import distributed
-from hipo.train.models import Policy, save_policy
 from hipo.train.optim import Updater
 
 STATE_FILE = "trainer_state.pt"

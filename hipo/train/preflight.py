@@ -9,8 +9,9 @@ from typing import Any
 
 from hipo.config import ConfigError, DistributedEnv, RunConfig
 from hipo.engines.registry import ENGINES
+from hipo.models.folder import ModelError, check_model_folder
+from hipo.models.policy import Policy, load_policy
 from hipo.tasks.base import Problem, Task, TaskError
-from hipo.train.models import ModelError, Policy, check_model_folder, load_policy
 from hipo.train.optim import deepspeed_config as _deepspeed_config
 
 

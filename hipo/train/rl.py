@@ -22,13 +22,13 @@ import torch
 
 from hipo import storage
 from hipo.config import DistributedEnv, RunConfig, distributed_env
+from hipo.models.policy import Policy, save_policy
 from hipo.tasks import Task, task_from_config
 from hipo.tasks.base import Problem
 from hipo.train import algorithm as alg
 from hipo.train import checkpoint, distributed, preflight, rollout_engine
 from hipo.train.cursor import DataCursor
 from hipo.train.metrics import MetricsTracker, gather_rows, summarize
-from hipo.train.models import Policy, save_policy
 from hipo.train.optim import Updater, build_updater
 from hipo.train.rollout import build_batch
 from hipo.train.update import keep_groups, policy_update

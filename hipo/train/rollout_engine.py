@@ -11,7 +11,7 @@ from typing import Protocol
 from hipo.config import RLConfig, SamplingConfig
 from hipo.engines import registry
 from hipo.engines.base import Completion
-from hipo.train.models import Policy, save_policy
+from hipo.models.policy import Policy, save_policy
 from hipo.train.optim import Updater
 
 GENERATE_BATCH = 256  # rollouts per generate call of the hf engine

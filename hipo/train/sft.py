@@ -21,10 +21,10 @@ import pandas as pd
 import torch
 
 from hipo.config import DistributedEnv, RunConfig, distributed_env
-from hipo.quality.load import DatasetError
+from hipo.models.policy import Policy, load_policy, save_policy
+from hipo.storage.datasets import DatasetError
 from hipo.train import distributed
 from hipo.train.metrics import MlflowCurve
-from hipo.train.models import Policy, load_policy, save_policy
 from hipo.train.optim import Updater, accumulation_steps, build_updater, deepspeed_config
 from hipo.train.sft_data import (
     IGNORE,

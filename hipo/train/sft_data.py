@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from hipo import template
-from hipo.quality.load import SPLIT_COLUMN, DatasetError, load_dataset
+from hipo.storage.datasets import SPLIT_COLUMN, DatasetError, load_dataset
 
 REQUIRED_COLUMNS = ("prompt", "response")
 IGNORE = -100  # label of tokens that carry no loss

@@ -363,7 +363,7 @@ def test_config_and_paths_refused(case: Case, tmp_path: Path, capsys: pytest.Cap
 def _other_tokenizer(hipo_tokens: bool):
     from hipo import template
     from hipo.config import ModelConfig
-    from hipo.train.models import build_tiny
+    from hipo.models.tiny import build_tiny
 
     _, tokenizer = build_tiny(ModelConfig(tiny_hidden=16), corpus=["user assistant What is 1 + 2?"] * 20)
     if hipo_tokens:

@@ -11,8 +11,8 @@ from hipo import storage
 from hipo.config import build_config
 from hipo.launch import LaunchError
 from hipo.launch.base_model import COMPLETE, is_hub_id, stage_base_model
-from hipo.steps import CONFIG_FILE, read_config
-from hipo.steps import stage_base_model as stage_step
+from hipo.pipeline.steps import CONFIG_FILE, read_config
+from hipo.pipeline.steps import stage_base_model as stage_step
 
 
 def test_a_hub_base_model_is_copied_once_and_the_config_names_the_copy(s3_prefix, tiny_model_dir, tmp_path):

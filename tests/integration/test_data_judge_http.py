@@ -2,10 +2,11 @@
 
 from hipo.config import EndpointConfig, build_config
 from hipo.data.pipeline import generate_dataset
-from hipo.data.rationale import LLMRationaleWriter, RationaleRequest, TemplateRationaleWriter, leaks_answer
+from hipo.data.rationale import LLMRationaleWriter
 from hipo.engines.openai_http import OpenAIEngine
 from hipo.engines.scripted import ScriptedEngine
 from hipo.tasks import get_task
+from hipo.tasks.rationale import RationaleRequest, TemplateRationaleWriter, leaks_answer
 
 
 def writer_for(server, cache_dir):

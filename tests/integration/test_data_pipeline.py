@@ -7,10 +7,10 @@ import pytest
 
 from hipo.config import build_config
 from hipo.data.pipeline import generate_dataset
-from hipo.data.rationale import TemplateRationaleWriter
 from hipo.data.sampling import SAMPLES_FILE
 from hipo.engines.scripted import ScriptedEngine
 from hipo.tasks import get_task
+from hipo.tasks.rationale import TemplateRationaleWriter
 
 CONFIG = build_config({"task": {"train_size": 600, "eval_size": 150}})
 

@@ -8,18 +8,19 @@ import json
 import pytest
 from fakes.k8s_api import FakeKubeAPI, failed, running, succeeded
 
-from hipo import steps, storage
+from hipo import storage
 from hipo.config import build_config
 from hipo.data.pipeline import generate_dataset
-from hipo.data.rationale import TemplateRationaleWriter
 from hipo.engines.hf import HFEngine
 from hipo.engines.scripted import ScriptedEngine
 from hipo.launch import LaunchError, preflight
 from hipo.launch.entry import main as pod_entry
 from hipo.launch.manifests import GPU_SCHEDULING_ENV, RUN_LABEL, TRAIN_IMAGE_ENV
 from hipo.launch.validate import pod_security_problems, validate_pytorchjob, validate_trainer_object
-from hipo.run_record import ERROR_FILE
+from hipo.pipeline import steps
+from hipo.pipeline.run_record import ERROR_FILE
 from hipo.tasks import get_task
+from hipo.tasks.rationale import TemplateRationaleWriter
 
 NS = "team-a"
 PINNED = "registry.example/hipo-train@sha256:" + "a" * 64

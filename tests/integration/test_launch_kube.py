@@ -17,7 +17,6 @@ from fakes.k8s_api import FakeKubeAPI, failed, image_pull_fails, running, succee
 from hipo import storage
 from hipo.config import build_config
 from hipo.data.pipeline import generate_dataset
-from hipo.data.rationale import TemplateRationaleWriter
 from hipo.engines.scripted import ScriptedEngine
 from hipo.launch import LaunchError, run_training
 from hipo.launch.entry import main as pod_entry
@@ -35,6 +34,7 @@ from hipo.launch.permissions import LAUNCHER_RULES
 from hipo.launch.run_state import POD_NAME_ENV, WORKFLOW_LABEL, Stop, why_stopped
 from hipo.launch.validate import validate_pytorchjob, validate_trainer_object
 from hipo.tasks import get_task
+from hipo.tasks.rationale import TemplateRationaleWriter
 
 NS = "team-a"
 TINY_SFT = {

@@ -5,12 +5,12 @@ import pytest
 from hipo.cli import main
 from hipo.config import build_config
 from hipo.data.pipeline import generate_dataset
-from hipo.data.rationale import TemplateRationaleWriter
 from hipo.engines.scripted import ScriptedEngine
 from hipo.launch import LaunchError, run_training
 from hipo.launch.local import run_stage
-from hipo.quality.load import DatasetError
+from hipo.storage.datasets import DatasetError
 from hipo.tasks import get_task
+from hipo.tasks.rationale import TemplateRationaleWriter
 
 MODEL = {"tiny_hidden": 32, "tiny_layers": 1, "tiny_heads": 2}
 SFT = {"steps": 2, "batch_size": 8, "eval_every": 2, "optim": {"micro_batch_size": 4}}

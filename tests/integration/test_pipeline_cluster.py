@@ -16,7 +16,7 @@ from hipo.cli import main as hipo_main
 from hipo.launch import LaunchError, run_training
 from hipo.launch.kube import TRAINJOB, api_client
 from hipo.launch.manifests import DIGEST_LABEL, RUN_LABEL
-from hipo.steps import read_config
+from hipo.pipeline.steps import read_config
 
 NS = "team-a"
 SMALL = [

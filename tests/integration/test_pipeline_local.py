@@ -11,8 +11,8 @@ import pytest
 
 from hipo.cli import main
 from hipo.config import build_config
-from hipo.pipeline_run import PipelineFailed, run_local
-from hipo.steps import ARM_NAMES
+from hipo.pipeline.run import PipelineFailed, run_local
+from hipo.pipeline.steps import ARM_NAMES
 
 SMALL = [
     "task.train_size=200",
@@ -190,7 +190,7 @@ def test_a_stopped_run_ends_its_mlflow_run_and_the_nested_runs_still_running(tmp
     from mlflow import MlflowClient
 
     from hipo.config import MLFLOW_PARENT_RUN_VARIABLE
-    from hipo.pipeline_run import _PipelineMlflowRun, local_config
+    from hipo.pipeline.run import _PipelineMlflowRun, local_config
     from hipo.train.metrics import MlflowCurve
 
     config = local_config(build_config({}, SMALL))

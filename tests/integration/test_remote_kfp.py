@@ -7,9 +7,9 @@ import pytest
 import yaml
 from kfp import compiler, dsl
 
-from hipo import remote
 from hipo.cli import main
-from hipo.remote import RemoteError
+from hipo.remote import client as remote
+from hipo.remote.package import RemoteError
 
 
 @dsl.component(base_image="python:3.11-slim", install_kfp_package=False)
@@ -272,7 +272,7 @@ def test_host_without_scheme_is_refused(package):
 
 def test_the_committed_pipeline_submits_with_its_platform_settings(kfp_server, capsys):
     """The default package is the committed cluster pipeline: typed knobs, the Kubernetes platform spec."""
-    from hipo.pipeline_run import COMPILED
+    from hipo.pipeline.run import COMPILED
 
     fake = kfp_server()
     params = [

@@ -2,12 +2,12 @@
 
 import json
 
-from hipo import steps
 from hipo.config import build_config
 from hipo.data.pipeline import generate_dataset
-from hipo.data.rationale import TemplateRationaleWriter
 from hipo.engines.scripted import ScriptedEngine
+from hipo.pipeline import steps
 from hipo.tasks import get_task
+from hipo.tasks.rationale import TemplateRationaleWriter
 
 MODEL = {"tiny_hidden": 32, "tiny_layers": 1, "tiny_heads": 2}
 

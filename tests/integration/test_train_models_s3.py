@@ -4,7 +4,7 @@ import torch
 
 from hipo import storage
 from hipo.config import ModelConfig
-from hipo.train.models import load_policy, save_policy
+from hipo.models.policy import load_policy, save_policy
 
 SMALL = ModelConfig(tiny_hidden=64, tiny_layers=2, tiny_heads=2)
 

@@ -15,13 +15,13 @@ from hipo import template
 from hipo.cli import main
 from hipo.config import ConfigError, SamplingConfig, build_config
 from hipo.data.pipeline import generate_dataset
-from hipo.data.rationale import TemplateRationaleWriter
 from hipo.engines.hf import HFEngine
 from hipo.engines.scripted import ScriptedEngine
-from hipo.quality.load import DatasetError
+from hipo.models.policy import load_policy
+from hipo.storage.datasets import DatasetError
 from hipo.tasks import get_task
+from hipo.tasks.rationale import TemplateRationaleWriter
 from hipo.train import sft as sft_module
-from hipo.train.models import load_policy
 from hipo.train.sft import train_sft
 from hipo.train.sft_data import IGNORE, collate, encode, read_sft_dataset, shuffled_batches
 

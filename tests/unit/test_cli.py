@@ -6,7 +6,7 @@ import sys
 
 from hipo.cli import main
 from hipo.config import build_config
-from hipo.signal_table import run_signal_table
+from hipo.train.signal_table import run_signal_table
 
 
 def test_config_prints_effective_yaml(tmp_path, capsys):

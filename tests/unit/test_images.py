@@ -2,7 +2,7 @@
 
 Each image pins its bases, installs the project, runs as a numeric non-root user, names commands that
 exist and carries version/revision labels; the build context keeps what the builds copy; `make images`
-tags from hipo/images.py and says clearly when no engine is reachable.
+tags from hipo/launch/images.py and says clearly when no engine is reachable.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 from packaging.requirements import Requirement
 
 import hipo
-from hipo.images import STEP_IMAGE, TRAIN_IMAGE, at_commit, pinned, repository
+from hipo.launch.images import STEP_IMAGE, TRAIN_IMAGE, at_commit, pinned, repository
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = {"step": ROOT / "images" / "step.Dockerfile", "train": ROOT / "images" / "train.Dockerfile"}

@@ -335,7 +335,7 @@ def test_jobs_go_to_the_namespace_the_step_runs_in_unless_configured(tmp_path, m
 def test_a_cluster_run_that_would_evaluate_with_vllm_without_a_gpu_stops_at_prepare(tmp_path):
     """vLLM evaluation on a cluster is a job on one GPU: with no GPUs configured, say so before training."""
     import hipo.launch
-    from hipo import steps
+    from hipo.pipeline import steps
 
     overrides = ["launch.backend=trainjob", "eval.engine=vllm"]
     with pytest.raises(hipo.launch.LaunchError, match=r"eval\.engine=vllm .*launch\.gpus_per_node is 0"):

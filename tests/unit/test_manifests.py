@@ -3,7 +3,7 @@
 Core objects are checked against the strict Kubernetes schema, Trainer objects against the
 kubeflow-trainer-api models with unknown keys refused (hipo.launch.validate), every pod against the
 Pod Security Standards' restricted level, and the install against the contracts the code relies on:
-the launcher's RBAC rules, LaunchConfig's names, hipo.images. The overlays render as an installer
+the launcher's RBAC rules, LaunchConfig's names, hipo.launch.images. The overlays render as an installer
 would: from a copy of manifests/ with each secrets env file written from its example.
 """
 
@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from hipo.config import LaunchConfig
-from hipo.images import STEP_IMAGE, TRAIN_IMAGE
+from hipo.launch.images import STEP_IMAGE, TRAIN_IMAGE
 from hipo.launch.manifests import REPLICATED_JOB, SHM_VOLUME
 from hipo.launch.permissions import LAUNCHER_RULES
 from hipo.launch.validate import pod_security_problems, validate_core_object, validate_trainer_object

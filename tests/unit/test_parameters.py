@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hipo.config import ConfigError, RunConfig
-from hipo.parameters import CONFIG_PARAMETERS, PARAMETERS, from_config, to_config
+from hipo.pipeline.parameters import CONFIG_PARAMETERS, PARAMETERS, from_config, to_config
 
 
 def test_names_are_unique_and_every_field_is_bound_once():

@@ -11,8 +11,8 @@ import yaml
 
 from components import prepare
 from hipo.config import RunConfig
-from hipo.parameters import CONFIG_PARAMETERS, PARAMETERS, from_config, to_config
-from hipo.pipeline_run import COMPILED, compile_pipeline
+from hipo.pipeline.parameters import CONFIG_PARAMETERS, PARAMETERS, from_config, to_config
+from hipo.pipeline.run import COMPILED, compile_pipeline
 from pipelines.hipo_pipeline import S3_SECRET_KEYS
 
 
@@ -27,7 +27,7 @@ def test_the_committed_pipeline_is_not_stale(tmp_path):
 
 
 def test_the_compiled_inputs_are_the_one_parameter_list():
-    """Names, types, defaults and help of the pipeline's inputs are hipo.parameters' and nothing else."""
+    """Names, types, defaults and help of the pipeline's inputs come from hipo.pipeline.parameters only."""
     spec, _ = _documents(COMPILED)
     declared = spec["root"]["inputDefinitions"]["parameters"]
     assert list(declared) == sorted(p.name for p in PARAMETERS)
@@ -86,7 +86,7 @@ def test_hipo_compile_pins_both_images_by_digest(tmp_path):
     """Defect: mutable version tags pulled IfNotPresent, so nodes kept a stale image after a rebuild.
     Unpinned steps now pull Always; `hipo compile --*-image-digest` pins every step and the jobs."""
     from hipo.cli import main
-    from hipo.images import STEP_IMAGE, TRAIN_IMAGE, pinned
+    from hipo.launch.images import STEP_IMAGE, TRAIN_IMAGE, pinned
     from hipo.launch.manifests import TRAIN_IMAGE_ENV
 
     _, kube = _documents(COMPILED)
@@ -105,8 +105,8 @@ def test_hipo_compile_pins_both_images_by_digest(tmp_path):
 
 def test_the_compiled_train_image_reaches_the_job_unless_the_run_names_one():
     from hipo.config import build_config
-    from hipo.images import TRAIN_IMAGE, pinned
     from hipo.launch import job_spec
+    from hipo.launch.images import TRAIN_IMAGE, pinned
     from hipo.launch.manifests import TRAIN_IMAGE_ENV, apply_task_config, pod_template
 
     image = pinned(TRAIN_IMAGE, DIGESTS["train"])

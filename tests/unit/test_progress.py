@@ -4,7 +4,7 @@ these cover a terminal, verbose mode and a failed step)."""
 import io
 import json
 
-from hipo.progress import ProgressView
+from hipo.pipeline.progress import ProgressView
 
 CYAN, GREEN, RED, RESET = "\x1b[96m", "\x1b[92m", "\x1b[91m", "\x1b[0m"
 

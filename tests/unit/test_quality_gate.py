@@ -14,7 +14,7 @@ from quality_dataset import build_good_rows, write_dataset
 from hipo import template
 from hipo.config import QualityConfig
 from hipo.quality import DatasetError, GateFailed, check, validate_dataset, write_report
-from hipo.quality.schema import SPLITS
+from hipo.storage.datasets import SPLITS
 
 CONFIG = QualityConfig()
 

@@ -1,10 +1,11 @@
-"""hipo.remote's local checks: parameters typed as the package declares, KFP's six-field cron, packages."""
+"""The KFP client's local checks: parameters typed as the package declares, KFP's six-field cron, packages."""
 
 import re
 
 import pytest
 
-from hipo.remote import RemoteError, check_cron, list_runs, parse_params, pipeline_parameters, read_package
+from hipo.remote.client import list_runs
+from hipo.remote.package import RemoteError, check_cron, parse_params, pipeline_parameters, read_package
 
 SPEC = {  # root.inputDefinitions as kfp.compiler writes it
     "pipelineInfo": {"name": "p"},

@@ -123,7 +123,7 @@ def test_parse_never_raises_and_is_consistent(text):
 @pytest.fixture(scope="module")
 def tokenizer():
     from hipo.config import ModelConfig
-    from hipo.train.models import build_tiny
+    from hipo.models.tiny import build_tiny
 
     _, tok = build_tiny(ModelConfig(tiny_hidden=32, tiny_layers=1, tiny_heads=1))
     return tok, T.add_hipo_tokens(tok)

@@ -8,7 +8,9 @@ import torch
 
 from hipo import template
 from hipo.config import ConfigError, ModelConfig
-from hipo.train.models import ModelError, build_tiny, load_policy, save_policy
+from hipo.models.folder import ModelError
+from hipo.models.policy import load_policy, save_policy
+from hipo.models.tiny import build_tiny
 
 SMALL = ModelConfig(tiny_hidden=64, tiny_layers=2, tiny_heads=2)
 TEXT = "What is 907 + 45?\n<judge>\nSmall.\n</judge>\n<think_off>\n<answer>\n952\n</answer><|im_end|>"

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from hipo.run_record import seconds_text, step_outcome
+from hipo.pipeline.run_record import seconds_text, step_outcome
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TASK_START = re.compile(r" - INFO - Executing task '([^']+)'")

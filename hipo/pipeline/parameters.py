@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from hipo.config import ConfigError, RunConfig, _set_dotted, build_config
+from hipo.config import ConfigError, RunConfig, build_config, set_dotted
 
 KfpType = type[int] | type[float] | type[str] | type[list] | type[bool]
 
@@ -154,5 +154,5 @@ def to_config(
         field = CONFIG_PARAMETERS[name].field
         assert field is not None
         optional = type(None) in typing.get_args(_annotation(field))
-        _set_dotted(tree, field, None if optional and value == "" else value)
+        set_dotted(tree, field, None if optional and value == "" else value)
     return build_config(tree, overrides)

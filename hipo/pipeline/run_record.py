@@ -3,7 +3,7 @@ artifact paths. The progress view of ``hipo run`` and the ``run-summary`` step b
 
 A step's folder (``<run>/<task>``, as kfp.local lays them out) holds ``executor_output.json`` when the
 step succeeded, ``error.txt`` when it failed, and ``step.json`` (start and duration) written by the
-step itself (``hipo.steps``).
+step itself (``hipo.pipeline.steps``).
 """
 
 from __future__ import annotations

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from hipo.config import MLFLOW_PARENT_RUN_VARIABLE, ConfigError, RunConfig
-from hipo.parameters import from_config, to_config
+from hipo.pipeline.parameters import from_config, to_config
 
 if TYPE_CHECKING:
-    from hipo.progress import ProgressView
+    from hipo.pipeline.progress import ProgressView
 
-COMPILED = Path(__file__).resolve().parent.parent / "pipelines" / "compiled" / "hipo_pipeline.yaml"
+COMPILED = Path(__file__).resolve().parents[2] / "pipelines" / "compiled" / "hipo_pipeline.yaml"
 
 
 class PipelineFailed(RuntimeError):
@@ -79,7 +79,7 @@ def _task_dir(run_dir: Path, task: str) -> Path | None:
 def _failed_step(run_dir: Path, error: Exception) -> str:
     """The failing step's own message: what it wrote to ``error.txt`` (else kfp.local's line), and
     where its reports and its log are."""
-    from hipo.progress import LOGS_DIR
+    from hipo.pipeline.progress import LOGS_DIR
 
     for path in sorted(run_dir.glob("*/error.txt"), key=lambda p: p.stat().st_mtime):
         step = path.parent
@@ -155,8 +155,8 @@ def run_local(
     """
     from kfp import local
 
-    from hipo.progress import ProgressView
-    from hipo.run_record import seconds_text
+    from hipo.pipeline.progress import ProgressView
+    from hipo.pipeline.run_record import seconds_text
     from pipelines.hipo_pipeline import ARMS, hipo_pipeline
 
     if arms not in ARMS:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-from hipo import remote
+from hipo.remote import client as remote
+from hipo.remote.package import DEFAULT_PACKAGE
 
 
 def _add_common(p: argparse.ArgumentParser, package: bool = True) -> None:
@@ -23,7 +24,7 @@ def _add_common(p: argparse.ArgumentParser, package: bool = True) -> None:
             metavar="NAME=VALUE",
             help="pipeline parameter, converted to its declared type; lists/structs as JSON (repeatable)",
         )
-        p.add_argument("--package", default=str(remote.DEFAULT_PACKAGE), help="compiled pipeline YAML")
+        p.add_argument("--package", default=str(DEFAULT_PACKAGE), help="compiled pipeline YAML")
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:

@@ -1,9 +1,14 @@
-"""Reading a dataset directory (local or s3://) into one frame, with a clear error for every bad input.
+"""The hybrid SFT dataset (docs/algorithm.md §2, step 7): its schema, and reading a dataset directory
+(local or s3://) into one frame, with a clear error for every bad input.
 
-Both formats go through Arrow so that column types do not depend on the format: text becomes pandas
-``string``, integers nullable ``Int64`` (a null does not silently turn them into floats), booleans
-nullable ``boolean``. Integer columns that the schema declares float are widened (JSONL writes ``1``
-for ``1.0``); nothing else is converted, so a wrong type reaches the gate and is reported there.
+One directory holds ``train.parquet`` and ``eval.parquet`` (``.jsonl`` is accepted too). The kinds are
+pandas dtype names, so ``frame.astype(DATASET_COLUMNS)`` gives a frame the quality gate accepts:
+``string`` columns hold text, ``Int64`` is pandas' nullable integer (``level`` is the only nullable
+column). Both formats go through Arrow so that column types do not depend on the format: text becomes
+pandas ``string``, integers nullable ``Int64`` (a null does not silently turn them into floats),
+booleans nullable ``boolean``. Integer columns that the schema declares float are widened (JSONL
+writes ``1`` for ``1.0``); nothing else is converted, so a wrong type reaches the gate and is
+reported there.
 """
 
 from __future__ import annotations
@@ -18,8 +23,33 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hipo import storage
-from hipo.quality.schema import COLD_START_SETS, DATASET_COLUMNS, FORMATS, SPLITS
 
+DATASET_COLUMNS: dict[str, str] = {
+    "id": "string",
+    "source": "string",
+    "prompt": "string",
+    "response": "string",  # the full HiPO-format target
+    "mode": "string",  # "on" | "off"
+    "preferred_mode": "string",  # the mode the pass rates prefer: the label for mode-choice accuracy
+    "answer": "string",  # the answer block text of the response
+    "reference_answer": "string",  # the gold answer
+    "p_on": "float64",
+    "p_off": "float64",
+    "difficulty": "string",  # pass-rate bucket
+    "level": "Int64",  # the task's own difficulty where it has one
+    "n_tokens": "int64",
+    "random_mode": "bool",
+    "rationale_model": "string",
+    "teacher": "string",
+    "seed": "int64",
+    "config_hash": "string",
+}
+NULLABLE_COLUMNS = frozenset({"level"})
+SPLITS = ("train", "eval")
+FORMATS = (".parquet", ".jsonl")  # searched in this order per split
+COLD_START_SETS = ("mix", "on")  # the data pipeline writes one dataset folder for each
+MODES = ("on", "off")
+DIFFICULTIES = ("easy", "medium", "hard")
 SPLIT_COLUMN = "_split"
 ROW_COLUMN = "_row"  # the row's position in its file, to find it where ids are missing or repeated
 
@@ -38,14 +68,9 @@ class Dataset:
     missing_columns: dict[str, list[str]]  # split -> schema columns absent from its file
 
 
-def join_uri(base: str, name: str) -> str:
-    """``name`` inside the directory or s3:// prefix ``base``."""
-    return f"{base.rstrip('/')}/{name}" if base.startswith("s3://") else str(Path(base) / name)
-
-
 def _existing(base: str, split: str) -> str | None:
     for suffix in FORMATS:
-        uri = join_uri(base, split + suffix)
+        uri = storage.join_uri(base, split + suffix)
         try:
             if storage.exists(uri):
                 return uri
@@ -60,10 +85,10 @@ def _find(base: str, split: str) -> str:
         return uri
     names = " or ".join(split + suffix for suffix in FORMATS)
     message = f"dataset {base} has no {split} split: expected {names} in it"
-    inside = [name for name in COLD_START_SETS if _existing(join_uri(base, name), split)]
+    inside = [name for name in COLD_START_SETS if _existing(storage.join_uri(base, name), split)]
     if inside:  # the data pipeline's output folder, one level above its Cold-Start sets
         message += "; it holds the Cold-Start sets " + " and ".join(inside)
-        message += ": pass " + " or ".join(join_uri(base, name) for name in inside)
+        message += ": pass " + " or ".join(storage.join_uri(base, name) for name in inside)
     raise DatasetError(message)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hipo.config import RunConfig, load_config, parse_yaml
-from hipo.run_record import ERROR_FILE, STEP_FILE
+from hipo.pipeline.run_record import ERROR_FILE, STEP_FILE
 from hipo.tasks.base import Problem
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ ARM_NAMES = {
 def records_outcome(output: str) -> Callable[[F], F]:
     """Record the step in its folder (the parent of its ``output`` path, under the pipeline root):
     ``step.json`` with its start and duration and, on an exception, ``error.txt`` with the one-line
-    message, so a runner can say how each step went and name a failed one (``hipo.run_record``)."""
+    message, so a runner can say how each step went and name a failed one (``hipo.pipeline.run_record``)."""
 
     def wrap(func: F) -> F:
         signature = inspect.signature(func)
@@ -90,7 +90,7 @@ def prepare(
     then free ``section.field=value`` overrides), write it, and draw the train/eval prompts."""
     from hipo.data.pipeline import split_queries
     from hipo.launch import preflight
-    from hipo.parameters import to_config
+    from hipo.pipeline.parameters import to_config
     from hipo.tasks import task_from_config
 
     base = parse_yaml(config_yaml) if config_yaml.strip() else {}
@@ -389,7 +389,7 @@ def promote(config_dir: str, version: str, card_md: str) -> str:
 def _mlflow_lines(run_dir: Path) -> list[str]:
     """Where the run's MLflow records are: the pipeline run's MLflow run, the registered version."""
     from hipo.config import mlflow_parent_run_id, mlflow_tracking_uri
-    from hipo.run_record import registration_run
+    from hipo.pipeline.run_record import registration_run
 
     config_dir = run_dir / "prepare" / "config"
     if not (config_dir / CONFIG_FILE).is_file():
@@ -411,7 +411,7 @@ def run_summary(status: dict[str, Any], summary_md: str) -> str:
     """The exit handler's summary: how the run ended (on failure, which step and why) and, where the
     step folders are in reach (a local run), every step's status, duration, key metrics and
     artifacts, the pipeline run's MLflow run and the registered model version."""
-    from hipo.run_record import artifact_lines, run_outcomes, steps_table
+    from hipo.pipeline.run_record import artifact_lines, run_outcomes, steps_table
 
     state = str(status.get("state", "UNKNOWN"))
     task_dir = Path(summary_md).parent

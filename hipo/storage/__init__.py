@@ -30,6 +30,11 @@ class ObjectNotFoundError(StorageError, FileNotFoundError):
     """The file, bucket or key does not exist."""
 
 
+def join_uri(base: str, name: str) -> str:
+    """``name`` inside the directory or s3:// prefix ``base``."""
+    return f"{base.rstrip('/')}/{name}" if base.startswith("s3://") else str(Path(base) / name)
+
+
 def endpoint_url() -> str | None:
     for name in ENDPOINT_VARIABLES:
         value = os.environ.get(name, "").strip()

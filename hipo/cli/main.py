@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 from hipo import __version__
-from hipo.cli_parsing import EXAMPLES, CliParser, key_value, model_version
+from hipo.cli.parsing import EXAMPLES, CliParser, key_value, model_version
 from hipo.config import ConfigError, RunConfig, load_config, preset_names
 from hipo.storage import local_dir
 
@@ -76,7 +76,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_signal(args: argparse.Namespace) -> int:
-    from hipo.signal_table import run_signal_table
+    from hipo.train.signal_table import run_signal_table
 
     out = local_dir(args.out, "--out")
     run_signal_table(_load(args), out, problems_per_level=args.problems_per_level)
@@ -84,7 +84,7 @@ def _cmd_signal(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from hipo.pipeline_run import run_local
+    from hipo.pipeline.run import run_local
 
     result = run_local(_load(args), local_dir(args.out, "--out"), arms=args.arms, verbose=args.verbose)
     print(result.summary)
@@ -101,7 +101,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from hipo.pipeline_run import compile_pipeline
+    from hipo.pipeline.run import compile_pipeline
 
     selector = dict(args.gpu_node_selector)
     settings = {"accelerator": args.accelerator, "image_pull_secrets": tuple(args.image_pull_secret)}
@@ -125,7 +125,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     """``hipo run`` (the DAG through kfp.local) and ``hipo compile`` (the DAG for a cluster)."""
-    from hipo.pipeline_run import COMPILED  # light: kfp is imported when a command runs
+    from hipo.pipeline.run import COMPILED  # light: kfp is imported when a command runs
 
     p = sub.add_parser(
         "run",
@@ -197,7 +197,7 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
 
 def _pinned_image(kind: str) -> Callable[[str], str]:
     """argparse type: a digest of the ``kind`` image → that image pinned by digest."""
-    from hipo import images
+    from hipo.launch import images
 
     image = images.STEP_IMAGE if kind == "step" else images.TRAIN_IMAGE
 
@@ -358,7 +358,7 @@ def _add_registry_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hipo.cli_remote import add_remote_commands
+    from hipo.cli.remote import add_remote_commands
 
     parser = CliParser(prog="hipo", description=__doc__, epilog=EXAMPLES)
     parser.add_argument("--version", action="version", version=f"hipo {__version__}")
@@ -421,9 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from hipo.launch.entry import training_errors
-    from hipo.pipeline_run import PipelineFailed
+    from hipo.pipeline.run import PipelineFailed
     from hipo.registry import RegistryError
-    from hipo.remote import RemoteError
+    from hipo.remote.package import RemoteError
 
     try:
         return args.func(args)
@@ -450,7 +450,3 @@ def _short(error: Exception) -> str:
     if len(lines) > MAX_ERROR_LINES:
         lines = [*lines[: MAX_ERROR_LINES - 1], f"... and {len(lines) - MAX_ERROR_LINES + 1} more lines"]
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

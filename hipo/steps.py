@@ -157,13 +157,20 @@ def validate_data(config_dir: str, dataset_dir: str, report_html: str) -> dict[s
 
 
 def _train(
-    stage: str, source: str, config: RunConfig, work_dir: Path, run_id: str, task_config: Any, task: str
+    stage: str,
+    source: str,
+    config: RunConfig,
+    work_dir: Path,
+    run_id: str,
+    task_config: Any,
+    task: str,
+    run_name: str = "",
 ) -> Path:
     """Train ``stage`` from ``source`` where ``config.launch`` says; returns the final model directory.
-    ``task`` (the arm) keeps the cluster jobs of different arms apart."""
+    ``task`` (the arm) keeps the cluster jobs of different arms apart; ``run_name``: RL's MLflow run."""
     from hipo.launch import run_training
 
-    return run_training(stage, source, config, work_dir, run_id, task_config, task=task)
+    return run_training(stage, source, config, work_dir, run_id, task_config, task=task, run_name=run_name)
 
 
 def _last_metrics(path: Path) -> dict[str, float]:
@@ -204,14 +211,16 @@ def hipo_rl(
     "grpo"; "none" passes the policy through, the Cold-Start rows of the comparison). Checkpoints stay
     in a ``work`` folder beside the model, so a retried step resumes; the final policy is copied to
     ``model_dir``."""
+    from hipo.train.metrics import rl_run_name
+
     if algorithm == "none":
         shutil.copytree(policy_dir, model_dir, dirs_exist_ok=True)
         return {}
     config = read_config(config_dir)
     config = config.model_copy(update={"rl": config.rl.model_copy(update={"algorithm": algorithm})})
     work = Path(model_dir).parent / f"work-{algorithm}"
-    arm = f"{cold_start_set}-{algorithm}"
-    final = _train("rl", policy_dir, config, work, run_id, task_config, arm)
+    arm, name = f"{cold_start_set}-{algorithm}", rl_run_name(algorithm, cold_start_set)
+    final = _train("rl", policy_dir, config, work, run_id, task_config, arm, name)
     shutil.copytree(final, model_dir, dirs_exist_ok=True)
     return _last_metrics(work / "metrics.jsonl")
 

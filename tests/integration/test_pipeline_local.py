@@ -186,14 +186,21 @@ def assert_training_curves_nest_under_the_pipeline_run(client, run, registration
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{run.mlflow_run_id}'"
     )
     by_name = {child.info.run_name: child for child in children}
-    names = sorted(child.info.run_name for child in children)  # GRPO from each cold start
-    assert names == ["register", "rl (grpo)", "rl (grpo)", "rl (hipo)", "sft (mix)", "sft (on)"]
+    names = sorted(child.info.run_name for child in children)  # GRPO from each cold start, told apart
+    assert names == [
+        "register",
+        "rl (grpo from mix)",
+        "rl (grpo from on)",
+        "rl (hipo from mix)",
+        "sft (mix)",
+        "sft (on)",
+    ]
     assert by_name["register"].info.run_id == registration_run_id
     sft_loss = client.get_metric_history(by_name["sft (mix)"].info.run_id, "loss")
     assert [m.step for m in sft_loss] == [4]  # sft.steps=4, logged at the last step
     eval_loss = client.get_metric_history(by_name["sft (on)"].info.run_id, "eval_loss")
     assert [m.step for m in eval_loss] == [0, 4]
-    rewards = client.get_metric_history(by_name["rl (hipo)"].info.run_id, "reward_mean")
+    rewards = client.get_metric_history(by_name["rl (hipo from mix)"].info.run_id, "reward_mean")
     assert [m.step for m in rewards] == [1, 2]
     assert all(child.info.status == "FINISHED" for child in children)
     assert "run-summary.md" in {a.path for a in client.list_artifacts(run.mlflow_run_id)}

@@ -13,7 +13,6 @@ def compare_arms(
     cold_start_mix: Input[Model],
     cold_start_mix_grpo: Input[Model],
     cold_start_mix_hipo: Input[Model],
-    version: str,
     report: Output[HTML],
     summary: Output[Markdown],
     results: Output[Artifact],
@@ -22,9 +21,9 @@ def compare_arms(
     earlier: Input[Artifact] = None,
     task_config: dsl.TaskConfig = None,
 ):
-    """The paper's comparison: the five arms on the same benchmarks, relative to Cold-Start (on); the
-    table also goes to the MLflow run of ``version``, the registered HiPO arm. ``earlier``: the evaluate
-    step's results, whose models are not scored again. With vLLM on a cluster the evaluation is a job
+    """The paper's comparison: the five arms on the same benchmarks, relative to Cold-Start (on)
+    (``register`` attaches the table to the HiPO arm's version). ``earlier``: the evaluate step's
+    results, whose models are not scored again. With vLLM on a cluster the evaluation is a job
     on the train image, like training."""
     from hipo.pipeline import steps
 
@@ -41,7 +40,6 @@ def compare_arms(
         results.path,
         report.path,
         summary.path,
-        version,
         earlier.path if earlier else None,
         run_id,
         task_config,

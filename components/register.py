@@ -11,11 +11,17 @@ def register(
     dataset: Input[Dataset],
     run_id: str,
     card: Output[Markdown],
+    comparison: Input[Artifact] = None,
 ) -> str:
-    """Register the policy in MLflow with its evaluation (alias challenger); returns the version."""
+    """Register the policy in MLflow with its evaluation (alias challenger); returns the version.
+    ``comparison``: the run's later evaluation against Cold-Start (on), whose cold starts the gate also
+    holds a first champion against and whose table goes to the version's MLflow run."""
     from hipo.pipeline import steps
 
-    return steps.register(config.path, model.path, results.path, run_id, dataset.uri, card.path)
+    return steps.register(
+        config.path, model.path, results.path, run_id, dataset.uri, card.path,
+        comparison.path if comparison else None,
+    )  # fmt: skip
 
 
 @component()

@@ -1,5 +1,6 @@
-"""The HiPO DAG: prepare → generate_hybrid_data → validate_data → sft → hipo_rl → evaluate → register
-(→ promote when the gate passes), inside an exit handler that writes a run summary.
+"""The HiPO DAG: prepare → generate_hybrid_data → validate_data → sft → hipo_rl → evaluate (→ the
+comparison arms) → register → gate (→ promote when it passes), inside an exit handler that writes a
+run summary.
 
 ``build_pipeline(None)`` is what ``hipo run`` executes with kfp.local; ``build_pipeline(settings)``
 adds what only a cluster understands (each step's CPU and memory, Secrets, and for the training jobs
@@ -216,26 +217,48 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
                 ),
                 training=True,  # vLLM evaluation on a cluster is a job, like training
             )
-            version = _retry(
-                remote(
-                    register(
-                        config=config,
-                        model=rl.outputs["model"],
-                        results=scores.outputs["results"],
-                        dataset=dataset,
-                        run_id=run_id,
-                    )
+
+            def register_gate_promote(comparison: Any = None) -> None:
+                """Register the HiPO policy with its evaluation, gate it, promote it when the gate passes.
+                Called in each arms branch after the last cold start the branch evaluates (a task outside
+                a condition cannot take an output from inside it): ``comparison``, that evaluation against
+                Cold-Start (on), gives the gate its cold start too and the registered version its table."""
+                later = {} if comparison is None else {"comparison": comparison}  # KFP takes no None input
+                registered = register(
+                    config=config,
+                    model=rl.outputs["model"],
+                    results=scores.outputs["results"],
+                    dataset=dataset,
+                    run_id=run_id,
+                    **later,
                 )
-            )
-            # a condition reads a return value ("Output"): kfp.local cannot resolve other named outputs there
-            decision = _retry(remote(gate(config=config, version=version.outputs["Output"])))
-            with dsl.If(decision.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
-                _retry(remote(promote(config=config, version=version.outputs["Output"])))
-            with dsl.If(arms != "hipo", name="comparison-arms"):
+                version = _retry(remote(registered)).set_display_name("register").outputs["Output"]
+                # a condition reads a return value ("Output"): kfp.local cannot resolve other named outputs
+                decision = _retry(remote(gate(config=config, version=version))).set_display_name("gate")
+                with dsl.If(decision.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
+                    _retry(remote(promote(config=config, version=version))).set_display_name("promote")
+
+            with dsl.If(arms == "hipo", name="hipo-arm-only"):
+                register_gate_promote()
+            with dsl.Else(name="comparison-arms"):
                 sft_on = remote(
                     sft(config=config, dataset=dataset, cold_start_set="on", run_id=run_id), training=True
                 ).after(checked)
-                with dsl.If(arms == "all", name="five-arms"):
+                with dsl.If(arms != "all", name="against-cold-start-on"):
+                    scores_on = remote(
+                        evaluate(
+                            config=config,
+                            dataset=dataset,
+                            baseline=sft_on.outputs["model"],
+                            baseline_name="Cold-Start (on)",
+                            candidate=rl.outputs["model"],
+                            earlier=scores.outputs["results"],
+                            run_id=run_id,
+                        ),
+                        training=True,
+                    ).set_display_name("evaluate-vs-cold-start-on")
+                    register_gate_promote(scores_on.outputs["results"])
+                with dsl.Else(name="five-arms"):
                     grpo_on = remote(
                         hipo_rl(
                             config=config,
@@ -256,7 +279,7 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
                         ),
                         training=True,
                     )
-                    remote(
+                    arms_table = remote(
                         compare_arms(
                             config=config,
                             dataset=dataset,
@@ -265,25 +288,12 @@ def build_pipeline(cluster: ClusterSettings | None = None) -> Callable[..., Any]
                             cold_start_mix=sft_mix.outputs["model"],
                             cold_start_mix_grpo=grpo_mix.outputs["model"],
                             cold_start_mix_hipo=rl.outputs["model"],
-                            version=version.outputs["Output"],
                             earlier=scores.outputs["results"],
                             run_id=run_id,
                         ),
                         training=True,
                     )
-                with dsl.Else(name="against-cold-start-on"):
-                    remote(
-                        evaluate(
-                            config=config,
-                            dataset=dataset,
-                            baseline=sft_on.outputs["model"],
-                            baseline_name="Cold-Start (on)",
-                            candidate=rl.outputs["model"],
-                            earlier=scores.outputs["results"],
-                            run_id=run_id,
-                        ),
-                        training=True,
-                    ).set_display_name("evaluate-vs-cold-start-on")
+                    register_gate_promote(arms_table.outputs["results"])
 
     hipo_pipeline.__signature__ = SIGNATURE  # type: ignore[attr-defined]
     hipo_pipeline.__doc__ = docstring(PIPELINE_DESCRIPTION)

@@ -97,20 +97,22 @@ def run_training(
     task_config: Any = None,
     *,
     task: str,
+    run_name: str = "",
 ) -> Path:
     """Train ``stage`` from ``source`` per ``config.launch``; return the local final model directory.
 
     ``task_config``: the ``dsl.TaskConfig`` KFP passed to the calling component (cluster backends
     merge its env, volumes, node selector, tolerations and affinity into the job). ``task``: which
     training task of the run this is (e.g. ``"mix"``, ``"on-grpo"``); it names the cluster job.
+    ``run_name``: an RL stage's MLflow run name.
     """
     if stage not in ("sft", "rl"):
         raise LaunchError(f"unknown training stage {stage!r}: expected 'sft' or 'rl'")
     out_dir = Path(out_dir)
     if config.launch.backend == "local":
-        run_stage(stage, config, str(source), out_dir)
+        run_stage(stage, config, str(source), out_dir, run_name=run_name)
     else:
-        inputs = [SOURCE_OPTION[stage], str(source)]
+        inputs = [SOURCE_OPTION[stage], str(source), *(["--run-name", run_name] if run_name else [])]
         _run_on_cluster(stage, inputs, config, out_dir, run_id, task_config, task)
     final = _final_dir(stage, out_dir)
     if not (final / "config.json").is_file():

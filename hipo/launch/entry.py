@@ -40,10 +40,15 @@ def training_errors() -> tuple[type[Exception], ...]:
 
 
 def train_stage(
-    stage: TrainStage, config: RunConfig, source: str, out: str | Path, cache_dir: str | None = None
+    stage: TrainStage,
+    config: RunConfig,
+    source: str,
+    out: str | Path,
+    cache_dir: str | None = None,
+    run_name: str = "",
 ) -> None:
     """Train ``stage`` from ``source`` (dataset or policy) in this process, one rank of however many;
-    rank 0 prints the result as JSON."""
+    rank 0 prints the result as JSON. ``run_name``: an RL stage's MLflow run name."""
     from hipo.config import distributed_env
 
     if stage == "sft":
@@ -53,7 +58,7 @@ def train_stage(
     else:
         from hipo.train.rl import train_rl
 
-        result = train_rl(config, source, out)
+        result = train_rl(config, source, out, run_name=run_name)
     if distributed_env().rank == 0:
         print(json.dumps(result, indent=2))
 
@@ -70,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--cache-dir", help="where converted / downloaded base models are kept")
         elif name == "rl":
             p.add_argument("--policy", required=True, help="policy: a directory, s3:// prefix or a name")
+            p.add_argument("--run-name", default="", help="the MLflow run's name, e.g. 'rl (grpo from on)'")
         else:
             p.add_argument("--model", action="append", required=True)
             p.add_argument("--name", action="append", required=True)
@@ -100,7 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             evaluate(args, config, work, out)
         else:
             source = args.data if args.stage == "sft" else args.policy
-            train_stage(args.stage, config, source, out, getattr(args, "cache_dir", None))
+            train_stage(
+                args.stage,
+                config,
+                source,
+                out,
+                getattr(args, "cache_dir", None),
+                getattr(args, "run_name", ""),
+            )
         if out != args.out_uri and distributed_env().rank == 0:
             storage.upload_dir(Path(out), args.out_uri)
     except training_errors() as error:

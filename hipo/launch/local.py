@@ -38,14 +38,20 @@ def torchrun_command(args: Sequence[str], procs: int) -> list[str]:
 
 
 def run_stage(
-    stage: TrainStage, config: RunConfig, source: str, out: str | Path, cache_dir: str | None = None
+    stage: TrainStage,
+    config: RunConfig,
+    source: str,
+    out: str | Path,
+    cache_dir: str | None = None,
+    run_name: str = "",
 ) -> None:
     """Train ``stage`` from ``source`` here: in this process, or under torchrun when the local backend
     asks for ``launch.procs_per_node`` > 1 and this process is not already one of its ranks (a cluster
-    pod's configuration trains here, as one rank). LaunchError when torchrun fails."""
+    pod's configuration trains here, as one rank). LaunchError when torchrun fails. ``run_name``: an
+    RL stage's MLflow run name."""
     launch = config.launch
     if launch.backend != "local" or launch.procs_per_node == 1 or distributed_env().is_distributed:
-        train_stage(stage, config, source, out, cache_dir)
+        train_stage(stage, config, source, out, cache_dir, run_name)
         return
     procs = launch.procs_per_node
     print(f"hipo: starting torchrun with {procs} processes (launch.procs_per_node)", file=sys.stderr)
@@ -53,7 +59,11 @@ def run_stage(
         config_path = Path(tmp) / "config.yaml"
         config_path.write_text(config.to_yaml(), encoding="utf-8")
         args = [stage, "--config-uri", str(config_path), "--out-uri", str(out), SOURCE_OPTION[stage], source]
-        _run_torchrun([*args, *(["--cache-dir", cache_dir] if cache_dir else [])], procs)
+        args += [
+            *(["--cache-dir", cache_dir] if cache_dir else []),
+            *(["--run-name", run_name] if run_name else []),
+        ]
+        _run_torchrun(args, procs)
 
 
 def _run_torchrun(args: Sequence[str], procs: int) -> None:

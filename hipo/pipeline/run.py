@@ -195,13 +195,17 @@ def run_local(
 
 
 def _collect(view: ProgressView, config: RunConfig, arms: str, mlflow_run_id: str) -> LocalRun:
+    from hipo.pipeline.run_record import component_dir
     from hipo.registry import describe
 
     run_dir = view.run_dir
     results = _task_dir(run_dir, "evaluate")
     if results is None:
         raise PipelineFailed(f"no evaluate step output under {run_dir}")
-    registered = json.loads((_task_dir(run_dir, "register") / "executor_output.json").read_text())
+    register = component_dir(run_dir, "register")
+    if register is None:
+        raise PipelineFailed(f"no register step output under {run_dir}")
+    registered = json.loads((register / "executor_output.json").read_text())
     number = str(registered["parameterValues"]["Output"])
     uri = config.registry.tracking_uri
     summary = describe(config.registry.model_name, tracking_uri=uri)

@@ -104,10 +104,19 @@ def run_outcomes(run_dir: Path, exclude: tuple[str, ...] = ()) -> list[StepOutco
     return sorted(outcomes, key=lambda o: (o.started is None, o.started or 0.0, o.name))
 
 
+def component_dir(run_dir: Path, name: str) -> Path | None:
+    """The folder of the run's task of component ``name`` (kfp.local names a component's tasks ``name``,
+    ``name-2``, ...), the first when there are several; None when it has none. Register, gate and
+    promote run once per run, in the branch of its arms, each under its own numbered name."""
+    tasks = [d for d in run_dir.glob(f"{name}*") if d.is_dir() and component(d.name) == name]
+    return min(tasks, key=lambda d: (len(d.name), d.name), default=None)
+
+
 def registration_run(run_dir: Path) -> str:
     """The MLflow run that registered the policy (from the register step's card), or ""."""
-    card = run_dir / "register" / "card"
-    found = _CARD_RUN.search(card.read_text(encoding="utf-8")) if card.is_file() else None
+    task = component_dir(run_dir, "register")
+    card = task / "card" if task else None
+    found = _CARD_RUN.search(card.read_text(encoding="utf-8")) if card and card.is_file() else None
     return found.group(1) if found else ""
 
 

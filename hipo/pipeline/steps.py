@@ -15,7 +15,7 @@ import inspect
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -157,13 +157,20 @@ def validate_data(config_dir: str, dataset_dir: str, report_html: str) -> dict[s
 
 
 def _train(
-    stage: str, source: str, config: RunConfig, work_dir: Path, run_id: str, task_config: Any, task: str
+    stage: str,
+    source: str,
+    config: RunConfig,
+    work_dir: Path,
+    run_id: str,
+    task_config: Any,
+    task: str,
+    run_name: str = "",
 ) -> Path:
     """Train ``stage`` from ``source`` where ``config.launch`` says; returns the final model directory.
-    ``task`` (the arm) keeps the cluster jobs of different arms apart."""
+    ``task`` (the arm) keeps the cluster jobs of different arms apart; ``run_name``: RL's MLflow run."""
     from hipo.launch import run_training
 
-    return run_training(stage, source, config, work_dir, run_id, task_config, task=task)
+    return run_training(stage, source, config, work_dir, run_id, task_config, task=task, run_name=run_name)
 
 
 def _last_metrics(path: Path) -> dict[str, float]:
@@ -204,14 +211,16 @@ def hipo_rl(
     "grpo"; "none" passes the policy through, the Cold-Start rows of the comparison). Checkpoints stay
     in a ``work`` folder beside the model, so a retried step resumes; the final policy is copied to
     ``model_dir``."""
+    from hipo.train.metrics import rl_run_name
+
     if algorithm == "none":
         shutil.copytree(policy_dir, model_dir, dirs_exist_ok=True)
         return {}
     config = read_config(config_dir)
     config = config.model_copy(update={"rl": config.rl.model_copy(update={"algorithm": algorithm})})
     work = Path(model_dir).parent / f"work-{algorithm}"
-    arm = f"{cold_start_set}-{algorithm}"
-    final = _train("rl", policy_dir, config, work, run_id, task_config, arm)
+    arm, name = f"{cold_start_set}-{algorithm}", rl_run_name(algorithm, cold_start_set)
+    final = _train("rl", policy_dir, config, work, run_id, task_config, arm, name)
     shutil.copytree(final, model_dir, dirs_exist_ok=True)
     return _last_metrics(work / "metrics.jsonl")
 
@@ -267,6 +276,20 @@ def arm_results(results_dir: str | Path) -> dict[str, EvalResult]:
     return {name: load_result(Path(results_dir) / "models" / slug(name), name) for name in ARM_NAMES.values()}
 
 
+def scored_arms(results_dir: str | Path, names: Iterable[str] | None = None) -> dict[str, EvalResult]:
+    """The results of the arms (among ``names``, default all five) that an evaluation's results folder
+    scored."""
+    from hipo.evaluate.compare import slug
+    from hipo.evaluate.runner import SAMPLES_FILE, load_result
+
+    folders = {name: Path(results_dir) / "models" / slug(name) for name in names or ARM_NAMES.values()}
+    return {
+        name: load_result(folder, name)
+        for name, folder in folders.items()
+        if (folder / SAMPLES_FILE).is_file()
+    }
+
+
 @records_outcome("results_dir")
 def compare_arms(
     config_dir: str,
@@ -275,14 +298,13 @@ def compare_arms(
     results_dir: str,
     report_html: str,
     summary_md: str,
-    version: str = "",
     earlier_dir: str | None = None,
     run_id: str = "",
     task_config: Any = None,
 ) -> dict[str, float]:
     """The paper's five arms (``arm_dirs`` in ``ARM_NAMES`` order) scored side by side, relative to
-    Cold-Start (on). Returns the HiPO arm's metrics and the whole table as ``comparison/<arm>/<column>``;
-    with a registered ``version`` (the HiPO arm's) the table and the report also go to its MLflow run.
+    Cold-Start (on). Returns the HiPO arm's metrics and the whole table as ``comparison/<arm>/<column>``
+    (``register`` attaches the table to the registered version).
     ``earlier_dir``: the evaluate step's results, whose two models are not scored again."""
     from hipo.evaluate.table import comparison_table, table_metrics
 
@@ -293,41 +315,50 @@ def compare_arms(
         earlier_dir=earlier_dir, run_id=run_id, task_config=task_config,
     )  # fmt: skip
     table = table_metrics(comparison_table(arm_results(results_dir), baseline))
-    if version:
-        from hipo.registry import attach_to_version
-
-        registry = read_config(config_dir).registry
-        files = [Path(results_dir) / name for name in ("report.html", "summary.md")]
-        run_id = attach_to_version(
-            registry.model_name, version, table, files,
-            artifact_path="comparison", tracking_uri=registry.tracking_uri or None,
-        )  # fmt: skip
-        print(f"compare-arms: the table is in MLflow run {run_id} ({registry.model_name} v{version})")
     return {**values, **table}
 
 
-def cold_start_metrics(results_dir: str | Path) -> dict[str, dict[str, float]]:
-    """``{arm: flat metrics}`` of the cold-start arms an evaluation's results folder scored: the
+def cold_start_metrics(*results_dirs: str | Path) -> dict[str, dict[str, float]]:
+    """``{arm: flat metrics}`` of the cold-start arms the evaluations' results folders scored: the
     baselines the gate holds a first champion against."""
-    from hipo.evaluate.compare import slug
-    from hipo.evaluate.runner import SAMPLES_FILE, load_result
-
     names = [ARM_NAMES[(dataset, "none")] for dataset in ("mix", "on")]
-    folders = {name: Path(results_dir) / "models" / slug(name) for name in names}
     return {
-        name: load_result(folder, name).flat_metrics()
-        for name, folder in folders.items()
-        if (folder / SAMPLES_FILE).is_file()
+        name: result.flat_metrics()
+        for results_dir in results_dirs
+        for name, result in scored_arms(results_dir, names).items()
     }
+
+
+def _attach_comparison(config: RunConfig, version: str, comparison_dir: Path) -> None:
+    """The comparison table of the arms ``comparison_dir`` scored, relative to Cold-Start (on), and its
+    report, logged to the MLflow run of ``version`` under ``comparison``."""
+    from hipo.evaluate.table import comparison_table, table_metrics
+    from hipo.registry import attach_to_version
+
+    table = table_metrics(comparison_table(scored_arms(comparison_dir), ARM_NAMES[("on", "none")]))
+    files = [comparison_dir / name for name in ("report.html", "summary.md")]
+    registry = config.registry
+    attach_to_version(
+        registry.model_name, version, table, files,
+        artifact_path="comparison", tracking_uri=registry.tracking_uri or None,
+    )  # fmt: skip
 
 
 @records_outcome("card_md")
 def register(
-    config_dir: str, model_dir: str, results_dir: str, run_id: str, data_uri: str, card_md: str
+    config_dir: str,
+    model_dir: str,
+    results_dir: str,
+    run_id: str,
+    data_uri: str,
+    card_md: str,
+    comparison_dir: str | None = None,
 ) -> str:
     """Register the policy as a new version (alias ``challenger``) with the evaluation's metrics and
     reports, and the cold starts it scored as the gate's baselines; returns the version. Idempotent
-    per pipeline run, so a retried step registers once."""
+    per pipeline run, so a retried step registers once. ``comparison_dir``: the run's later evaluation
+    against Cold-Start (on) (the second evaluation, or the five arms): its cold starts are baselines
+    too, and its table and report go to the version's MLflow run under ``comparison``."""
     from hipo.registry import register as register_version
 
     config = read_config(config_dir)
@@ -341,12 +372,17 @@ def register(
         reports=[results / name for name in ("report.html", "summary.md")],
         tracking_uri=config.registry.tracking_uri or None,
         promote=False,
-        baselines=cold_start_metrics(results),
+        baselines=cold_start_metrics(results, *([comparison_dir] if comparison_dir else [])),
     )
-    card = (
-        f"# {registration.name} v{registration.version} (challenger)\n\n- MLflow run: {registration.run_id}\n"
-    )
-    Path(card_md).write_text(card, encoding="utf-8")
+    card = [
+        f"# {registration.name} v{registration.version} (challenger)",
+        "",
+        f"- MLflow run: {registration.run_id}",
+    ]
+    if comparison_dir:
+        _attach_comparison(config, registration.version, Path(comparison_dir))
+        card.append("- the comparison with Cold-Start (on): the MLflow run's `comparison/`")
+    Path(card_md).write_text("\n".join(card) + "\n", encoding="utf-8")
     print(f"register: {registration.name} v{registration.version} (challenger)")
     return str(registration.version)
 
@@ -389,7 +425,7 @@ def promote(config_dir: str, version: str, card_md: str) -> str:
 def _mlflow_lines(run_dir: Path) -> list[str]:
     """Where the run's MLflow records are: the pipeline run's MLflow run, the registered version."""
     from hipo.config import mlflow_parent_run_id, mlflow_tracking_uri
-    from hipo.pipeline.run_record import registration_run
+    from hipo.pipeline.run_record import component_dir, registration_run
 
     config_dir = run_dir / "prepare" / "config"
     if not (config_dir / CONFIG_FILE).is_file():
@@ -399,9 +435,9 @@ def _mlflow_lines(run_dir: Path) -> list[str]:
     lines = []
     if parent := mlflow_parent_run_id():
         lines.append(f"- MLflow run: `{run_dir.name}` ({parent}), experiment `{registry.experiment}`, {uri}")
-    registered = run_dir / "register" / "executor_output.json"
-    if registered.is_file():
-        version = json.loads(registered.read_text())["parameterValues"]["Output"]
+    register = component_dir(run_dir, "register")
+    if register and (register / "executor_output.json").is_file():
+        version = json.loads((register / "executor_output.json").read_text())["parameterValues"]["Output"]
         run_id = registration_run(run_dir)
         lines.append(f"- model: {registry.model_name} v{version} (registered by MLflow run {run_id})")
     return lines

@@ -113,16 +113,25 @@ class MlflowCurve:
             self._client.set_terminated(self.run_id, status)
 
 
-class MetricsTracker:
-    """Writes each step's metrics (main rank only) and keeps the collapse alarm (on every rank)."""
+def rl_run_name(algorithm: str, cold_start: str = "") -> str:
+    """The MLflow run of an RL stage: ``rl (grpo from on)``; with ``--arms all`` GRPO trains from
+    each cold start, and its two runs sit side by side under the pipeline run."""
+    return f"rl ({algorithm} from {cold_start})" if cold_start else f"rl ({algorithm})"
 
-    def __init__(self, out_dir: Path, config: RunConfig, main: bool, params: dict[str, Any]) -> None:
+
+class MetricsTracker:
+    """Writes each step's metrics (main rank only) and keeps the collapse alarm (on every rank).
+    ``run_name``: the MLflow run's, by default ``rl_run_name`` of the configured algorithm."""
+
+    def __init__(
+        self, out_dir: Path, config: RunConfig, main: bool, params: dict[str, Any], run_name: str = ""
+    ) -> None:
         self.path = out_dir / "metrics.jsonl"
         self.total = config.rl.steps
         self.alarm_steps = config.rl.collapse_alarm_steps
         self.main = main
         self.collapsed_for = 0  # consecutive steps with thinking rate exactly 0 or 1
-        self.mlflow = MlflowCurve(config, f"rl ({config.rl.algorithm})", params)
+        self.mlflow = MlflowCurve(config, run_name or rl_run_name(config.rl.algorithm), params)
         self._started = time.perf_counter()
         self._first_step: int | None = None
 

@@ -93,10 +93,12 @@ def train_rl(
     out_dir: str | Path,
     task: Task | None = None,
     checkpoint_uri: str | None = None,
+    run_name: str = "",
 ) -> dict[str, Any]:
     """Train ``policy_source`` with RL; writes checkpoints, ``metrics.jsonl`` and ``final/`` under
     ``out_dir`` (local or s3://; ``checkpoint_uri`` mirrors checkpoints elsewhere too). Returns the
-    last step, why it stopped early (None or "collapse"), the final policy's location and last metrics."""
+    last step, why it stopped early (None or "collapse"), the final policy's location and last metrics.
+    ``run_name``: the MLflow run's (``hipo.train.metrics.rl_run_name``)."""
     env, rl = distributed_env(), config.rl
     preflight.check_config(config, env)
     task = task or task_from_config(config.task)
@@ -104,7 +106,7 @@ def train_rl(
     local, mirror, remote = _locations(out_dir, checkpoint_uri)
     created = distributed.init(env, always=rl.optim.deepspeed != "none")
     try:
-        return _run(config, env, task, problems, policy_source, local, mirror, remote)
+        return _run(config, env, task, problems, policy_source, local, mirror, remote, run_name)
     finally:
         distributed.close(created)
 
@@ -158,6 +160,7 @@ def _run(
     local: Path,
     mirror: str | None,
     remote: str | None,
+    run_name: str = "",
 ) -> dict[str, Any]:
     rl = config.rl
     distributed.seed_everything(config.seed, env.rank)
@@ -170,7 +173,8 @@ def _run(
     trainer, state = build_trainer(config, env, task, problems, policy_source, local, ckpt)
     policy, updater, cursor = trainer.policy, trainer.updater, trainer.cursor
     params = {**checkpoint.flatten(config.to_dict()), "policy_source": policy_source}
-    tracker = MetricsTracker(local, config, distributed.is_main(), {**params, "world_size": env.world_size})
+    params["world_size"] = env.world_size
+    tracker = MetricsTracker(local, config, distributed.is_main(), params, run_name)
     step = state.get("step", 0)
     if "tracker" in state:
         tracker.load_state_dict(state["tracker"])

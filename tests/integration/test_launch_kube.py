@@ -122,12 +122,16 @@ def test_pytorchjob_rl_collects_final_and_metrics(kube, s3_prefix, tmp_path, tin
         storage.write_bytes(f"{out}/metrics.jsonl", b'{"step": 1}\n')
 
     kube.script(job_name("rl", "run-2", "mix-hipo"), [running(pods=2), succeeded(before=pods_train)])
-    final = run_training("rl", "s3://models/sft", config, tmp_path / "rl", "run-2", task="mix-hipo")
+    name = "rl (hipo from mix)"
+    final = run_training(
+        "rl", "s3://models/sft", config, tmp_path / "rl", "run-2", task="mix-hipo", run_name=name
+    )
     assert final == tmp_path / "rl" / "final" and (final / "config.json").is_file()
     assert (tmp_path / "rl" / "metrics.jsonl").read_text() == '{"step": 1}\n'
     [body] = kube.created
     validate_pytorchjob(body)
     assert arg(body, "--policy") == "s3://models/sft" and len(body["spec"]["pytorchReplicaSpecs"]) == 2
+    assert arg(body, "--run-name") == name  # the pod's MLflow run, named as a local one
 
 
 def leaves_a_model_naming_its_data(api, key):

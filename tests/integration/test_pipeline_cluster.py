@@ -82,6 +82,8 @@ def test_five_arms_train_five_distinct_jobs_on_distinct_inputs(s3_prefix, tmp_pa
     assert sorted(next(a for a in arms if n.startswith(f"hipo-{a}")) for n in names) == sorted(arms)
     inputs = [a[a.index("--data" if "--data" in a else "--policy") + 1] for a in map(entry_args, bodies)]
     assert len(set(inputs)) == 5, inputs
+    run_names = {a[a.index("--run-name") + 1] for a in map(entry_args, bodies) if "--policy" in a}
+    assert run_names == {"rl (hipo from mix)", "rl (grpo from on)", "rl (grpo from mix)"}  # MLflow runs
     digests = {b["metadata"]["labels"][DIGEST_LABEL] for b in bodies}
     assert len(digests) == 5 and len({b["metadata"]["labels"][RUN_LABEL] for b in bodies}) == 1
     assert all(b["metadata"]["namespace"] == NS for b in bodies)

@@ -47,8 +47,9 @@ def test_the_dag_runs_locally_registers_and_promotes(tmp_path, capsys):
     run_dir = printed_path(out, "artifacts")
 
     steps = {p.name for p in run_dir.iterdir()}
-    expected = {"prepare", "generate-hybrid-data", "validate-data", "sft", "hipo-rl", "evaluate", "register"}
-    assert expected | {"gate", "promote", "run-summary"} <= steps
+    expected = {"prepare", "generate-hybrid-data", "validate-data", "sft", "hipo-rl", "evaluate", "sft-2"}
+    # register, gate and promote run in the arms branch, after the evaluation against Cold-Start (on)
+    assert expected | {"evaluate-2", "register-2", "gate-2", "promote-2", "run-summary"} <= steps
     assert "| Cold-Start (mix)+HiPO |" in out and "| Cold-Start (mix)      |" in out
     # every path printed opens in a browser: a folder, or a report whose name ends in .html
     paths = [Path(p) for p in re.findall(r"^[\w ]+: (/\S+)$", out, re.MULTILINE)]
@@ -63,17 +64,35 @@ def test_the_dag_runs_locally_registers_and_promotes(tmp_path, capsys):
     # one configuration flowed through the steps: the sft and rl settings the run asked for
     prepared = (run_dir / "prepare" / "config" / "config.yaml").read_text()
     assert "steps: 4" in prepared and "tracking_uri: sqlite:///" in prepared
-    gate = json.loads((run_dir / "gate" / "executor_output.json").read_text())
+    gate = json.loads((run_dir / "gate-2" / "executor_output.json").read_text())
     assert gate["parameterValues"]["Output"] is True
-    card = (run_dir / "gate" / "card").read_text()
-    assert card.startswith("# Gate: passed") and "against the run's cold starts:" in card
-    assert "arithmetic/accuracy" in card and "vs Cold-Start (mix)" in card  # the evaluation's cold start
-    assert "is the champion" in (run_dir / "promote" / "card").read_text()
+    assert_gate_held_against_both_cold_starts(run_dir, tmp_path)
+    assert "is the champion" in (run_dir / "promote-2" / "card").read_text()
     # the second evaluation scores Cold-Start (on) and copies the policy's samples from the first
     assert "Δ relative to Cold-Start (on)" in out
     records = scored_records(run_dir / "evaluate-2")
     assert "copied_from" not in records["Cold-Start-on"]
     assert records["Cold-Start-mix-HiPO"]["copied_from"].startswith(str(run_dir / "evaluate" / "results"))
+
+
+def assert_gate_held_against_both_cold_starts(run_dir, tmp_path):
+    """With no champion yet the gate held the policy against both cold starts the run evaluated: its
+    own (the first evaluation) and Cold-Start (on) (the second); the version records both."""
+    from mlflow import MlflowClient
+
+    card = (run_dir / "gate-2" / "card").read_text()
+    assert card.startswith("# Gate: passed") and "against the run's cold starts:" in card
+    reasons = [line for line in card.splitlines() if line.startswith("- arithmetic/accuracy")]
+    assert len(reasons) == 2
+    assert "vs Cold-Start (mix)" in reasons[0] and "vs Cold-Start (on)" in reasons[1]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    version = client.get_model_version("hipo-policy", "1")
+    assert set(json.loads(version.tags["gate.baselines"])) == {"Cold-Start (mix)", "Cold-Start (on)"}
+    assert version.tags["gate.reasons"].splitlines()[-2:] == [r.removeprefix("- ") for r in reasons]
+    # the comparison against Cold-Start (on) is on the version's run, as the five arms' table is
+    paths = {a.path for a in client.list_artifacts(version.run_id, "comparison")}
+    assert paths == {"comparison/report.html", "comparison/summary.md"}
+    assert client.get_run(version.run_id).data.metrics["comparison/Cold-Start-on/tokens_rel"] == 0.0
 
 
 def assert_registry_in_working_dir(tmp_path, progress, capsys):
@@ -95,13 +114,13 @@ def assert_progress_view_and_step_logs(progress, run_dir):
     assert len(progress.splitlines()) < 60
     assert re.search(r"^\d\d:\d\d:\d\d  prepare +started$", progress, re.MULTILINE)
     assert re.search(r"  sft +done +[\dm.]+s  loss [\d.]+, eval_loss", progress)
-    assert re.search(r"  register +done .* version 1$", progress, re.MULTILINE)
+    assert re.search(r"  register-2 +done .* version 1$", progress, re.MULTILINE)
     assert f"step logs: {run_dir / 'logs'}" in progress
     sft_log = (run_dir / "logs" / "sft.log").read_text()
     assert "Executing task 'sft'" in sft_log and "KFP Executor" in sft_log and "sft step 4" in sft_log
     assert "Executing task 'hipo-rl'" not in sft_log and "\x1b[" not in sft_log
     names = {p.stem for p in (run_dir / "logs").glob("*.log")}
-    assert {"prepare", "sft", "sft-2", "hipo-rl", "evaluate", "evaluate-2", "register", "gate"} <= names
+    assert {"prepare", "sft", "sft-2", "hipo-rl", "evaluate", "evaluate-2", "register-2", "gate-2"} <= names
 
 
 def assert_run_summary(run_dir):
@@ -111,11 +130,11 @@ def assert_run_summary(run_dir):
     assert f"- MLflow run: `{run_dir.name}`" in summary
     assert "- model: hipo-policy v1 (registered by MLflow run " in summary
     rows = {row.split("|")[1].strip(): row for row in summary.splitlines() if row.startswith("| ")}
-    steps = {"prepare", "generate-hybrid-data", "validate-data", "sft", "hipo-rl", "evaluate", "register",
-             "gate", "promote", "sft-2", "evaluate-2"}  # fmt: skip
+    steps = {"prepare", "generate-hybrid-data", "validate-data", "sft", "hipo-rl", "evaluate", "sft-2",
+             "evaluate-2", "register-2", "gate-2", "promote-2"}  # fmt: skip
     assert steps <= set(rows)
     assert all(re.match(rf"\| {step} \| succeeded \| [\dm.]+s \| \S", rows[step]) for step in steps)
-    assert "think_on_share" in rows["generate-hybrid-data"] and "version 1" in rows["register"]
+    assert "think_on_share" in rows["generate-hybrid-data"] and "version 1" in rows["register-2"]
     assert f"report `{run_dir / 'validate-data' / 'report.html'}`" in summary
     assert f"model `{run_dir / 'hipo-rl' / 'model'}`" in summary
 
@@ -167,14 +186,21 @@ def assert_training_curves_nest_under_the_pipeline_run(client, run, registration
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{run.mlflow_run_id}'"
     )
     by_name = {child.info.run_name: child for child in children}
-    names = sorted(child.info.run_name for child in children)  # GRPO from each cold start
-    assert names == ["register", "rl (grpo)", "rl (grpo)", "rl (hipo)", "sft (mix)", "sft (on)"]
+    names = sorted(child.info.run_name for child in children)  # GRPO from each cold start, told apart
+    assert names == [
+        "register",
+        "rl (grpo from mix)",
+        "rl (grpo from on)",
+        "rl (hipo from mix)",
+        "sft (mix)",
+        "sft (on)",
+    ]
     assert by_name["register"].info.run_id == registration_run_id
     sft_loss = client.get_metric_history(by_name["sft (mix)"].info.run_id, "loss")
     assert [m.step for m in sft_loss] == [4]  # sft.steps=4, logged at the last step
     eval_loss = client.get_metric_history(by_name["sft (on)"].info.run_id, "eval_loss")
     assert [m.step for m in eval_loss] == [0, 4]
-    rewards = client.get_metric_history(by_name["rl (hipo)"].info.run_id, "reward_mean")
+    rewards = client.get_metric_history(by_name["rl (hipo from mix)"].info.run_id, "reward_mean")
     assert [m.step for m in rewards] == [1, 2]
     assert all(child.info.status == "FINISHED" for child in children)
     assert "run-summary.md" in {a.path for a in client.list_artifacts(run.mlflow_run_id)}

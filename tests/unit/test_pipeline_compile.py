@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import re
 
 import yaml
 
@@ -205,9 +206,60 @@ def test_on_a_cluster_every_step_after_prepare_reads_the_staged_configuration():
     tasks = spec["root"]["dag"]["tasks"]["exit-handler-1"]["componentRef"]["name"]
     dag = spec["components"][tasks]["dag"]["tasks"]
     assert dag["stage-base-model"]["cachingOptions"] == {"enableCache": True}
-    for name in ("generate-hybrid-data", "validate-data", "sft", "hipo-rl", "evaluate", "register"):
+    for name in ("generate-hybrid-data", "validate-data", "sft", "hipo-rl", "evaluate"):
         source = dag[name]["inputs"]["artifacts"]["config"]["taskOutputArtifact"]
         assert source == {"outputArtifactKey": "staged", "producerTask": "stage-base-model"}, name
+    registers = [t for t in _tasks(spec).values() if _component(t) == "register"]
+    assert len(registers) == 3
+    for task in registers:  # inside an arms branch: the staged configuration comes in as the branch's input
+        source = task["inputs"]["artifacts"]["config"]["componentInputArtifact"]
+        assert source == "pipelinechannel--stage-base-model-staged"
+
+
+def _component(task):
+    """The component a task runs: ``register`` for ``comp-register-2`` (each use gets a numbered copy)."""
+    return re.sub(r"-\d+$", "", task["componentRef"]["name"].removeprefix("comp-"))
+
+
+def _tasks(spec):
+    """Every task of the pipeline, in whichever DAG (branches are DAGs of their own), by name."""
+    return {
+        name: task
+        for component in spec["components"].values()
+        for name, task in component.get("dag", {}).get("tasks", {}).items()
+    }
+
+
+def test_each_arms_branch_registers_gates_and_promotes_after_its_last_evaluation():
+    """The first-champion gate holds the policy against every cold start the run evaluates, so register
+    runs once per arms branch after the branch's last evaluation: with --arms baseline the one against
+    Cold-Start (on), with --arms all the five arms; gate and promote follow it in the same branch."""
+    spec, _ = _documents(COMPILED)
+    dags = {name: c["dag"]["tasks"] for name, c in spec["components"].items() if "dag" in c}
+    branch = {t["componentRef"]["name"]: t["taskInfo"]["name"] for t in _tasks(spec).values()}
+    comparisons = {}
+    for dag_name, dag in dags.items():
+        for name, task in dag.items():
+            if _component(task) != "register":
+                continue
+            comparison = task["inputs"]["artifacts"].get("comparison", {}).get("taskOutputArtifact", {})
+            comparisons[branch[dag_name]] = comparison.get("producerTask")
+            assert not comparison or comparison["producerTask"] in dag  # the same branch's evaluation
+            (gate,) = [t for t in dag.values() if _component(t) == "gate"]
+            assert gate["inputs"]["parameters"]["version"]["taskOutputParameter"]["producerTask"] == name
+            (passed,) = [t for t in dag.values() if t["taskInfo"]["name"] == "gate-passed"]
+            (promote,) = dags[passed["componentRef"]["name"]].values()
+            assert _component(promote) == "promote"
+            version = promote["inputs"]["parameters"]["version"]["componentInputParameter"]
+            assert version == f"pipelinechannel--{name}-Output"
+            assert {task["taskInfo"]["name"], gate["taskInfo"]["name"]} == {"register", "gate"}
+    assert comparisons == {
+        "hipo-arm-only": None,
+        "against-cold-start-on": "evaluate-2",
+        "five-arms": "compare-arms",
+    }
+    against_on = _tasks(spec)["evaluate-2"]["inputs"]["parameters"]["baseline_name"]["runtimeValue"]
+    assert against_on["constant"] == "Cold-Start (on)"
 
 
 def test_secrets_are_referenced_by_name_and_no_value_is_compiled():

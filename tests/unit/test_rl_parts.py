@@ -19,7 +19,7 @@ from hipo.tasks.arithmetic import ArithmeticTask
 from hipo.train import algorithm as alg
 from hipo.train.cursor import DataCursor
 from hipo.train.logprobs import batch_logprobs
-from hipo.train.metrics import MetricsTracker, summarize
+from hipo.train.metrics import MetricsTracker, rl_run_name, summarize
 from hipo.train.rl import make_updater
 from hipo.train.rollout import build_batch, pad_rows
 from hipo.train.update import policy_update
@@ -238,13 +238,19 @@ def test_collapse_alarm_fires_after_k_steps_of_think_rate_one(tiny, tmp_path, ca
     assert lines[0]["kl"] is None
 
 
+def test_rl_runs_are_named_by_algorithm_and_cold_start():
+    assert rl_run_name("grpo", "on") != rl_run_name("grpo", "mix") == "rl (grpo from mix)"
+    assert rl_run_name("hipo", "mix") == "rl (hipo from mix)" and rl_run_name("hipo") == "rl (hipo)"
+
+
 def test_metrics_go_to_a_real_mlflow_sqlite_store(tiny, tmp_path, monkeypatch, capsys):
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     config = build_config({"rl": {"omega": 0.1}, "registry": {"experiment": "hipo-test"}})
-    tracker = MetricsTracker(tmp_path, config, main=True, params={"rl.omega": 0.1, "policy_source": "x"})
+    params = {"rl.omega": 0.1, "policy_source": "x"}
+    tracker = MetricsTracker(tmp_path, config, main=True, params=params, run_name=rl_run_name("grpo", "on"))
     for step in (1, 2):
         tracker.log(step, _metrics(_think_on_rows(tiny)))
     tracker.close()
@@ -252,6 +258,7 @@ def test_metrics_go_to_a_real_mlflow_sqlite_store(tiny, tmp_path, monkeypatch, c
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(tracker.mlflow_run_id)
     assert run.data.params["rl.omega"] == "0.1" and run.info.status == "FINISHED"
+    assert run.info.run_name == "rl (grpo from on)"  # GRPO from either cold start, told apart
     assert client.get_experiment(run.info.experiment_id).name == "hipo-test"
     history = client.get_metric_history(run.info.run_id, "reward_mean")
     assert [m.step for m in history] == [1, 2]

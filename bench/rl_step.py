@@ -45,7 +45,7 @@ import torch  # noqa: E402
 from bench import trl_peers  # noqa: E402
 from bench.comparison import machine  # noqa: E402
 from bench.policies import TINY, warm_start  # noqa: E402
-from hipo.config import DistributedEnv, ModelConfig, build_config  # noqa: E402
+from hipo.config import DistributedEnv, ModelConfig, RunConfig, build_config  # noqa: E402
 from hipo.tasks.arithmetic import ArithmeticTask  # noqa: E402
 from hipo.tasks.base import Problem  # noqa: E402
 from hipo.train import distributed, preflight  # noqa: E402
@@ -192,13 +192,8 @@ class TakeTurns:
             self.trl.release()
 
 
-def compare_sft(base_dir: Path, work: Path, steps: int, trl_steps: int) -> tuple[dict[str, Any], Path]:
-    """Our SFT (``steps``; its result is the SmolLM2 RL policy) and TRL's (``trl_steps`` <= steps)
-    from ``base_dir``, taking turns step by step; label tokens per second of each pair after the first."""
-    from hipo.train.sft import train_sft
-    from hipo.train.sft_data import read_sft_dataset
-
-    data = sft_dataset(work / "data")
+def sft_config(base_dir: Path, steps: int) -> RunConfig:
+    """Our SFT of ``base_dir`` for ``steps`` steps, as the SFT comparison runs it."""
     sft = {
         "steps": steps,
         "batch_size": SFT["batch_size"],
@@ -206,7 +201,17 @@ def compare_sft(base_dir: Path, work: Path, steps: int, trl_steps: int) -> tuple
         "eval_every": steps,
         "optim": {"lr": SFT["lr"], "micro_batch_size": SFT["micro_batch_size"]},
     }
-    config = build_config({"model": {"base": str(base_dir)}, "sft": sft})
+    return build_config({"model": {"base": str(base_dir)}, "sft": sft})
+
+
+def compare_sft(base_dir: Path, work: Path, steps: int, trl_steps: int) -> tuple[dict[str, Any], Path]:
+    """Our SFT (``steps``; its result is the SmolLM2 RL policy) and TRL's (``trl_steps`` <= steps)
+    from ``base_dir``, taking turns step by step; label tokens per second of each pair after the first."""
+    from hipo.train.sft import train_sft
+    from hipo.train.sft_data import read_sft_dataset
+
+    data = sft_dataset(work / "data")
+    config = sft_config(base_dir, steps)
     turns, failure = TakeTurns(trl_steps), []
 
     def ours() -> None:

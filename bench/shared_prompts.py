@@ -6,7 +6,8 @@ timings, alternating within the pair so both sides see the same load:
 - prefill: the generation's first forward over the step's rows (every row its prompt) against the
   forward over its distinct prompts only, what hipo.engines.hf.sample now runs;
 - update: the forward and backward of the update's rows (those with a non-zero advantage, one
-  micro-batch) in the plain layout against the packed one (hipo.train.logprobs, ``share_prompts``).
+  micro-batch) in the plain layout against the packed one (hipo.train.logprobs, ``share_prompts``;
+  packed where its cost estimate says so, as in the update).
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/shared_prompts.py [--steps 6] [--repeats 3]
 
@@ -31,7 +32,7 @@ import torch
 
 from bench.profile_rl_step import smollm2_policy
 from bench.rl_step import our_trainer, spread
-from hipo.train.logprobs import response_logprobs
+from hipo.train.logprobs import response_logprobs, shares_prompts
 from hipo.train.rollout import RolloutBatch, build_batch
 from hipo.train.update import learning_rows
 
@@ -52,7 +53,7 @@ def prefill(model: Any, ids: torch.Tensor, mask: torch.Tensor) -> None:
 def forward_backward(model: Any, batch: RolloutBatch, rows: torch.Tensor, share: bool) -> None:
     model.zero_grad(set_to_none=True)
     ids, mask = batch.input_ids[rows], batch.attention_mask[rows]
-    logp, _ = response_logprobs(model, ids, mask, batch.prompt_width, True, share)
+    logp, _ = response_logprobs(model, ids, mask, batch.prompt_width, True, shares_prompts(model) * share)
     (logp * batch.advantages[rows]).sum().backward()
 
 

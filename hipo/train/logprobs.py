@@ -9,6 +9,10 @@ attention mask lets each response see the prompt and its own earlier tokens only
 continuing from the prompt's as in its own row. Every response token then has the same context as
 in the plain layout, so log-probs and gradients are the same up to float rounding, and the forward
 and backward run the prompt once per group instead of G times (and no padding between responses).
+The packed sequences are longer, and attention grows with the square of the length: rows are packed
+only where that costs fewer FLOPs, counted as about 24·d² a token in the linear layers and 4·d a
+query-key pair in attention (d the hidden size). Short responses after a long prompt gain (SmolLM2's
+RL case); long ones, or a model as narrow as the tiny test model, stay plain.
 """
 
 from __future__ import annotations
@@ -29,10 +33,13 @@ def trimmed(input_ids: Tensor, attention_mask: Tensor, prompt_width: int) -> tup
     return input_ids[:, start:end], attention_mask[:, start:end], prompt_len
 
 
-def shares_prompts(model: Any) -> bool:
-    """Whether ``model`` (a bare transformers model) takes the packed layout's 4D boolean mask as it is:
-    its attention is torch's SDPA (the transformers default on CPU and GPU)."""
-    return getattr(getattr(model, "config", None), "_attn_implementation", None) == "sdpa"
+def shares_prompts(model: Any) -> int:
+    """What ``response_logprobs`` takes as ``share_prompts`` for ``model`` (a bare transformers model):
+    its hidden size if its attention is torch's SDPA (the transformers default on CPU and GPU), which
+    takes the packed layout's 4D boolean mask as it is; else 0, never packed."""
+    config = getattr(model, "config", None)
+    sdpa = getattr(config, "_attn_implementation", None) == "sdpa"
+    return int(getattr(config, "hidden_size", 0)) if sdpa else 0
 
 
 @dataclass(frozen=True)
@@ -46,8 +53,9 @@ class Packed:
     logit_index: Tensor  # [N, T]: the kept logit (columns width_p - 1 ...) that predicts token j
 
 
-def pack_by_prompt(ids: Tensor, mask: Tensor, width_p: int) -> Packed | None:
-    """Trimmed rows ``ids`` / ``mask`` [N, width_p + T] packed by prompt; None if no two share one."""
+def pack_by_prompt(ids: Tensor, mask: Tensor, width_p: int, hidden: int) -> Packed | None:
+    """Trimmed rows ``ids`` / ``mask`` [N, width_p + T] packed by prompt; None if no two share one or
+    packing would not cost fewer FLOPs for a model of hidden size ``hidden`` (module docstring)."""
     key = torch.cat([ids[:, :width_p], mask[:, :width_p]], dim=-1)
     prompts, sequence = torch.unique(key, dim=0, return_inverse=True)
     rows, width_t = ids.shape[0], ids.shape[1] - width_p
@@ -58,6 +66,8 @@ def pack_by_prompt(ids: Tensor, mask: Tensor, width_p: int) -> Packed | None:
     offset = (torch.tril(same, -1) * lengths[None, :]).sum(-1)  # response tokens of earlier rows
     totals = torch.zeros(len(prompts), dtype=lengths.dtype, device=ids.device)
     width = width_p + int(totals.index_add_(0, sequence, lengths).max())
+    if len(prompts) * width * (6 * hidden + width) >= rows * ids.shape[1] * (6 * hidden + ids.shape[1]):
+        return None
     j = torch.arange(width_t, device=ids.device)
     real = j[None, :] < lengths[:, None]
     at_seq, at_col = sequence[:, None].expand(rows, width_t)[real], (width_p + offset[:, None] + j)[real]
@@ -90,16 +100,16 @@ def response_logprobs(
     attention_mask: Tensor,
     prompt_width: int,
     entropy: bool = False,
-    share_prompts: bool = False,
+    share_prompts: int = 0,
 ) -> tuple[Tensor, Tensor | None]:
     """(log-probs [N, T], entropies [N, T] or None) of the response tokens, T = width - prompt_width,
-    0 at padding. ``share_prompts``: rows with the same prompt run packed (module docstring); only for a
-    model that ``shares_prompts``.
+    0 at padding. ``share_prompts``: ``shares_prompts(model)``, to run rows with the same prompt packed
+    where that costs less (module docstring); 0 never packs.
 
     Runs with or without autograd, as the caller's context says. Entropy is computed without grad.
     """
     ids, mask, width_p = trimmed(input_ids, attention_mask, prompt_width)
-    packed = pack_by_prompt(ids, mask, width_p) if share_prompts else None
+    packed = pack_by_prompt(ids, mask, width_p, share_prompts) if share_prompts else None
     if packed is None:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         keep = ids.shape[1] - width_p + 1  # the lm head runs on the response positions only
@@ -153,7 +163,7 @@ def batch_logprobs(
     size: int,
     entropy: bool = False,
     passes: int = 0,
-    share_prompts: bool = False,
+    share_prompts: int = 0,
 ) -> tuple[Tensor, Tensor | None]:
     """``response_logprobs`` over micro-batches of ``size`` rows, concatenated (a batch may be empty).
 

@@ -4,7 +4,9 @@ passes over micro-batches, each pass one optimiser step over the whole global ba
 Work that cannot change the update is skipped (docs/speed.md): with one PPO epoch and no reference
 model π_old is the policy being trained, so its log-probs come from the training forward itself
 (detached) instead of a separate pass; without a KL term rows whose advantages are all zero are not
-forwarded at all. The entropy metric is then over the rows the update forwards.
+forwarded at all. The entropy metric is then over the rows the update forwards. Rows that share a
+prompt run it once where that is cheaper (hipo.train.logprobs), with the same gradient up to float
+rounding.
 
 Every micro-batch loss is weighted by its share of the global aggregation units (tokens, non-empty
 sequences or sequences, per ``loss_agg``) and the updater (hipo.train.optim: torch / DDP or DeepSpeed)
@@ -85,7 +87,8 @@ def policy_update(
     # one epoch and no reference: π_old is the current policy, so its log-probs are the training
     # forward's own, detached; no separate pass
     reuse = rl.ppo_epochs == 1 and ref_model is None
-    share = shares_prompts(updater.module)  # a group's rows run its prompt once (hipo.train.logprobs)
+    # rows of a group run their prompt once where that is cheaper (hipo.train.logprobs)
+    share = shares_prompts(updater.module)
     lr, start = updater.lr, time.perf_counter()
     args = (ids, attention, batch.prompt_width, size)
     old, entropy = (

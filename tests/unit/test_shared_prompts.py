@@ -12,10 +12,12 @@ from transformers import AutoModelForCausalLM
 
 from hipo.config import DistributedEnv, SamplingConfig, build_config
 from hipo.engines.hf import sample
-from hipo.train import logprobs
 from hipo.train.logprobs import pack_by_prompt, response_logprobs, shares_prompts
 from hipo.train.rl import make_updater
+from hipo.train.rollout import pad_rows
 from hipo.train.update import policy_update
+
+WIDE = 10**6  # a hidden size at which packing always costs fewer FLOPs: the tiny model packed anyway
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,7 @@ def _grouped(vocab, groups=3, group_size=4):
 def _logprobs_and_grads(model, batch, share):
     model.zero_grad(set_to_none=True)
     logp, ent = response_logprobs(
-        model, batch.input_ids, batch.attention_mask, batch.prompt_width, True, share
+        model, batch.input_ids, batch.attention_mask, batch.prompt_width, True, WIDE if share else 0
     )
     (logp * batch.advantages * batch.response_mask).sum().backward()
     grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
@@ -50,7 +52,7 @@ def test_packing_puts_each_prompt_once_and_every_response_after_it(model):
     rows = torch.tensor([0, 5, 1, 4, 9])  # groups 0, 1, 0, 1, 2, out of order
     ids, attention = batch.input_ids[rows], batch.attention_mask[rows]
     width_p = batch.prompt_width
-    packed = pack_by_prompt(ids, attention, width_p)
+    packed = pack_by_prompt(ids, attention, width_p, WIDE)
     assert packed is not None and packed.input_ids.shape[0] == 3
     lengths = attention[:, width_p:].sum(-1)
     for row in range(len(rows)):
@@ -60,11 +62,11 @@ def test_packing_puts_each_prompt_once_and_every_response_after_it(model):
         if start is not None:  # token j sits one column after the logit that predicts it
             response = packed.input_ids[seq, start - 1 : start - 1 + n].tolist()
             assert response == ids[row, width_p : width_p + n].tolist()
-    assert pack_by_prompt(ids[[0, 1, 4]][[0, 2]], attention[[0, 1, 4]][[0, 2]], width_p) is None
+    assert pack_by_prompt(ids[[0, 1]], attention[[0, 1]], width_p, WIDE) is None  # no prompt twice
 
 
 def test_shared_prompts_give_the_plain_logprobs_entropies_and_gradients(model):
-    assert shares_prompts(model)
+    assert shares_prompts(model) == model.config.hidden_size
     batch = _grouped(model.config.vocab_size)
     plain, packed = (_logprobs_and_grads(model, batch, share) for share in (False, True))
     mask = batch.response_mask
@@ -81,7 +83,7 @@ def test_a_policy_update_with_shared_prompts_equals_the_plain_one(model, monkeyp
     config = build_config({"rl": {"kl_beta": 0.0, "optim": {"micro_batch_size": 6, "lr": 2e-4}}})
     results = []
     for share in (False, True):
-        monkeypatch.setattr("hipo.train.update.shares_prompts", lambda _, share=share: share)
+        monkeypatch.setattr("hipo.train.update.shares_prompts", lambda _, s=share: WIDE if s else 0)
         trained = copy.deepcopy(model)
         stats = policy_update(make_updater(config, DistributedEnv(), trained), batch, config.rl, 16)
         results.append((torch.cat([p.detach().flatten() for p in trained.parameters()]), stats))
@@ -93,11 +95,18 @@ def test_a_policy_update_with_shared_prompts_equals_the_plain_one(model, monkeyp
         assert plain_stats[key] == pytest.approx(packed_stats[key], rel=1e-4, abs=1e-6), key
 
 
+def test_packing_happens_only_where_it_costs_fewer_flops(model):
+    """Packing trades the repeated prompts for longer sequences (attention ~ length squared)."""
+    cases = [(40, 4, 576, True), (40, 400, 576, False), (4, 40, 8, False), (4, 40, 576, True)]
+    for prompt, response, hidden, packs in cases:  # 8 rows of one prompt
+        ids, attention, width_p, _ = pad_rows([[1] * prompt] * 8, [[2] * response] * 8, pad_id=0)
+        assert (pack_by_prompt(ids, attention, width_p, hidden) is not None) == packs
+
+
 def test_a_model_without_sdpa_attention_runs_the_plain_layout(model):
     eager = copy.deepcopy(model)
     eager.config._attn_implementation = "eager"
-    assert not shares_prompts(eager) and not shares_prompts(lambda **_: None)
-    assert logprobs.shares_prompts(model)
+    assert shares_prompts(eager) == 0 and shares_prompts(lambda **_: None) == 0
 
 
 def test_equal_rows_share_one_prefill_and_decode_as_they_would_alone(model):

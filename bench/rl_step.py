@@ -13,7 +13,7 @@ is reported beside it.
 
 Cases: "tiny", the tiny Qwen3 warm-started on the format (bench/policies.py), 8 x 8 rollouts of 64
 tokens; "smollm2", SmolLM2-135M-Instruct (``make smollm2``) after our SFT on scripted arithmetic
-responses, 2 x 4 rollouts of 64 tokens (small: a step takes minutes on two shared cores). That
+responses, 2 x 4 rollouts of 64 tokens (small: two shared cores). That
 SFT is also the SFT comparison: ours (train_sft, length-sorted micro-batches of 4) against TRL's
 SFTTrainer (the batch of 8 in one pass) from the same SmolLM2 on the same rows, batch, lr and max
 length, in label tokens (tokens that carry loss) per second; the two take turns step by step (ours
@@ -269,7 +269,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--timed-steps", type=int, default=8, help="RL step pairs timed after one warm-up")
-    parser.add_argument("--smollm2-timed-steps", type=int, default=3)
+    parser.add_argument("--smollm2-timed-steps", type=int, default=10)
     parser.add_argument("--sft-steps", type=int, default=20, help="our SFT steps (the SmolLM2 RL policy)")
     parser.add_argument("--trl-sft-steps", type=int, default=4, help="SFT step pairs (<= --sft-steps)")
     parser.add_argument("--warm-steps", type=int, default=300, help="format warm-start steps (tiny)")

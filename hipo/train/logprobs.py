@@ -36,10 +36,12 @@ def trimmed(input_ids: Tensor, attention_mask: Tensor, prompt_width: int) -> tup
 def shares_prompts(model: Any) -> int:
     """What ``response_logprobs`` takes as ``share_prompts`` for ``model`` (a bare transformers model):
     its hidden size if its attention is torch's SDPA (the transformers default on CPU and GPU), which
-    takes the packed layout's 4D boolean mask as it is; else 0, never packed."""
+    takes the packed layout's 4D boolean mask as it is, over every past token (no sliding-window
+    layer, which the mask would override); else 0, never packed."""
     config = getattr(model, "config", None)
     sdpa = getattr(config, "_attn_implementation", None) == "sdpa"
-    return int(getattr(config, "hidden_size", 0)) if sdpa else 0
+    windowed = "sliding_attention" in (getattr(config, "layer_types", None) or ())
+    return int(getattr(config, "hidden_size", 0)) if sdpa and not windowed else 0
 
 
 @dataclass(frozen=True)

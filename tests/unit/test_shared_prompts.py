@@ -103,10 +103,11 @@ def test_packing_happens_only_where_it_costs_fewer_flops(model):
         assert (pack_by_prompt(ids, attention, width_p, hidden) is not None) == packs
 
 
-def test_a_model_without_sdpa_attention_runs_the_plain_layout(model):
-    eager = copy.deepcopy(model)
+def test_a_model_without_sdpa_attention_or_with_sliding_windows_runs_the_plain_layout(model):
+    eager, windowed = copy.deepcopy(model), copy.deepcopy(model)
     eager.config._attn_implementation = "eager"
-    assert shares_prompts(eager) == 0 and shares_prompts(lambda **_: None) == 0
+    windowed.config.layer_types = ["sliding_attention"] * windowed.config.num_hidden_layers
+    assert shares_prompts(eager) == shares_prompts(windowed) == shares_prompts(lambda **_: None) == 0
 
 
 def test_equal_rows_share_one_prefill_and_decode_as_they_would_alone(model):

@@ -13,7 +13,7 @@ is reported beside it.
 
 Cases: "tiny", the tiny Qwen3 warm-started on the format (bench/policies.py), 8 x 8 rollouts of 64
 tokens; "smollm2", SmolLM2-135M-Instruct (``make smollm2``) after our SFT on scripted arithmetic
-responses, 2 x 4 rollouts of 64 tokens (small: a step takes minutes on two shared cores). That
+responses, 2 x 4 rollouts of 64 tokens (small: two shared cores). That
 SFT is also the SFT comparison: ours (train_sft, length-sorted micro-batches of 4) against TRL's
 SFTTrainer (the batch of 8 in one pass) from the same SmolLM2 on the same rows, batch, lr and max
 length, in label tokens (tokens that carry loss) per second; the two take turns step by step (ours
@@ -45,7 +45,7 @@ import torch  # noqa: E402
 from bench import trl_peers  # noqa: E402
 from bench.comparison import machine  # noqa: E402
 from bench.policies import TINY, warm_start  # noqa: E402
-from hipo.config import DistributedEnv, ModelConfig, build_config  # noqa: E402
+from hipo.config import DistributedEnv, ModelConfig, RunConfig, build_config  # noqa: E402
 from hipo.tasks.arithmetic import ArithmeticTask  # noqa: E402
 from hipo.tasks.base import Problem  # noqa: E402
 from hipo.train import distributed, preflight  # noqa: E402
@@ -192,13 +192,8 @@ class TakeTurns:
             self.trl.release()
 
 
-def compare_sft(base_dir: Path, work: Path, steps: int, trl_steps: int) -> tuple[dict[str, Any], Path]:
-    """Our SFT (``steps``; its result is the SmolLM2 RL policy) and TRL's (``trl_steps`` <= steps)
-    from ``base_dir``, taking turns step by step; label tokens per second of each pair after the first."""
-    from hipo.train.sft import train_sft
-    from hipo.train.sft_data import read_sft_dataset
-
-    data = sft_dataset(work / "data")
+def sft_config(base_dir: Path, steps: int) -> RunConfig:
+    """Our SFT of ``base_dir`` for ``steps`` steps, as the SFT comparison runs it."""
     sft = {
         "steps": steps,
         "batch_size": SFT["batch_size"],
@@ -206,7 +201,17 @@ def compare_sft(base_dir: Path, work: Path, steps: int, trl_steps: int) -> tuple
         "eval_every": steps,
         "optim": {"lr": SFT["lr"], "micro_batch_size": SFT["micro_batch_size"]},
     }
-    config = build_config({"model": {"base": str(base_dir)}, "sft": sft})
+    return build_config({"model": {"base": str(base_dir)}, "sft": sft})
+
+
+def compare_sft(base_dir: Path, work: Path, steps: int, trl_steps: int) -> tuple[dict[str, Any], Path]:
+    """Our SFT (``steps``; its result is the SmolLM2 RL policy) and TRL's (``trl_steps`` <= steps)
+    from ``base_dir``, taking turns step by step; label tokens per second of each pair after the first."""
+    from hipo.train.sft import train_sft
+    from hipo.train.sft_data import read_sft_dataset
+
+    data = sft_dataset(work / "data")
+    config = sft_config(base_dir, steps)
     turns, failure = TakeTurns(trl_steps), []
 
     def ours() -> None:
@@ -264,7 +269,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--timed-steps", type=int, default=8, help="RL step pairs timed after one warm-up")
-    parser.add_argument("--smollm2-timed-steps", type=int, default=3)
+    parser.add_argument("--smollm2-timed-steps", type=int, default=10)
     parser.add_argument("--sft-steps", type=int, default=20, help="our SFT steps (the SmolLM2 RL policy)")
     parser.add_argument("--trl-sft-steps", type=int, default=4, help="SFT step pairs (<= --sft-steps)")
     parser.add_argument("--warm-steps", type=int, default=300, help="format warm-start steps (tiny)")

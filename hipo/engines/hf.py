@@ -2,9 +2,10 @@
 
 The decoding loop is this module's own rather than transformers' ``generate``: per token it runs one
 forward with the reused KV cache and samples with a few tensor ops, and rows that have stopped leave
-the batch (and the cache), so a batch costs what its live rows cost. On a small model on CPU the
-per-token overhead of ``generate`` (input preparation, stopping criteria, logits processors) and
-``torch.multinomial`` was most of the rollout time (docs/speed.md).
+the batch (and the cache), so a batch costs what its live rows cost. Equal rows (the n samples of a
+prompt) share one prefill: the prompt runs once and its cache is copied to each of them. On a small
+model on CPU the per-token overhead of ``generate`` (input preparation, stopping criteria, logits
+processors) and ``torch.multinomial`` was most of the rollout time (docs/speed.md).
 
 Sampling: temperature, then top-p (smallest set of most likely tokens whose probability reaches
 top_p), then one uniform number per row mapped through the cumulative distribution (an exact draw,
@@ -81,17 +82,22 @@ def sample(
     live = torch.arange(rows, device=device)
     positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache(config=model.config)
+    # the n samples of a prompt are n equal rows: the prompt runs once, its cache is copied to them
+    width = input_ids.shape[1]
+    prompts, prompt_of = torch.unique(torch.cat([input_ids, attention_mask], -1), dim=0, return_inverse=True)
     out = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=positions,
+        input_ids=prompts[:, :width],
+        attention_mask=prompts[:, width:],
+        position_ids=(prompts[:, width:].cumsum(-1) - 1).clamp(min=0),
         past_key_values=cache,
         use_cache=True,
         logits_to_keep=1,
     )
+    logits = out.logits[prompt_of, -1].float()
+    if not torch.equal(prompt_of, live):  # unique rows come sorted: back to the batch's order
+        cache.batch_select_indices(prompt_of)
     mask, position = attention_mask, positions[:, -1:]
     for step in range(steps):
-        logits = out.logits[:, -1].float()
         token = next_tokens(logits, sampling, generator)
         tokens[live, step] = token
         if taken is not None:
@@ -116,6 +122,7 @@ def sample(
             past_key_values=cache,
             use_cache=True,
         )
+        logits = out.logits[:, -1].float()
     return Sampled(
         tokens.cpu(), lengths.tolist(), stopped.tolist(), taken.cpu() if taken is not None else None
     )

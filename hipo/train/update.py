@@ -4,7 +4,9 @@ passes over micro-batches, each pass one optimiser step over the whole global ba
 Work that cannot change the update is skipped (docs/speed.md): with one PPO epoch and no reference
 model π_old is the policy being trained, so its log-probs come from the training forward itself
 (detached) instead of a separate pass; without a KL term rows whose advantages are all zero are not
-forwarded at all. The entropy metric is then over the rows the update forwards.
+forwarded at all. The entropy metric is then over the rows the update forwards. Rows that share a
+prompt run it once where that is cheaper (hipo.train.logprobs), with the same gradient up to float
+rounding.
 
 Every micro-batch loss is weighted by its share of the global aggregation units (tokens, non-empty
 sequences or sequences, per ``loss_agg``) and the updater (hipo.train.optim: torch / DDP or DeepSpeed)
@@ -26,7 +28,7 @@ from torch import Tensor
 from hipo.config import RLConfig
 from hipo.train import algorithm as alg
 from hipo.train import distributed
-from hipo.train.logprobs import batch_logprobs, micro_batches, response_logprobs
+from hipo.train.logprobs import batch_logprobs, micro_batches, response_logprobs, shares_prompts
 from hipo.train.optim import Updater
 from hipo.train.rollout import RolloutBatch
 
@@ -85,12 +87,20 @@ def policy_update(
     # one epoch and no reference: π_old is the current policy, so its log-probs are the training
     # forward's own, detached; no separate pass
     reuse = rl.ppo_epochs == 1 and ref_model is None
+    # rows of a group run their prompt once where that is cheaper (hipo.train.logprobs)
+    share = shares_prompts(updater.module)
     lr, start = updater.lr, time.perf_counter()
     args = (ids, attention, batch.prompt_width, size)
     old, entropy = (
-        (None, None) if reuse else batch_logprobs(updater.forward, *args, entropy=True, passes=passes)
+        (None, None)
+        if reuse
+        else batch_logprobs(updater.forward, *args, entropy=True, passes=passes, share_prompts=share)
     )
-    ref = batch_logprobs(ref_model, *args, passes=passes)[0] if ref_model is not None else None
+    ref = (
+        batch_logprobs(ref_model, *args, passes=passes, share_prompts=share)[0]
+        if ref_model is not None
+        else None
+    )
     logprob_s = time.perf_counter() - start
     # loss, clip, kl, grad norm, entropy, tokens, entropy tokens
     sums = torch.zeros(7, dtype=torch.float64, device=updater.device)
@@ -106,7 +116,7 @@ def policy_update(
         for k, (rows, real) in enumerate(padded):
             with updater.micro_step(last=k == passes - 1):
                 logp, ent = response_logprobs(
-                    updater.forward, ids[rows], attention[rows], batch.prompt_width, entropy=reuse
+                    updater.forward, ids[rows], attention[rows], batch.prompt_width, reuse, share
                 )
                 loss, stats = alg.policy_loss(
                     logp, logp.detach() if reuse else old[rows], adv[rows], mask[rows], rl.clip_low,
